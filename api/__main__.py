@@ -1,0 +1,28 @@
+"""`python -m api`: serve the API with uvicorn."""
+
+from __future__ import annotations
+
+import uvicorn
+
+from api.app import create_app
+from shared.logging import configure_logging
+from shared.settings import Settings
+
+
+def main() -> None:
+    """Entry point: settings are read here and nowhere below."""
+    settings = Settings()
+    configure_logging(settings, process="api")
+    uvicorn.run(
+        create_app(settings),
+        host=settings.api_host,
+        port=settings.api_port,
+        log_level=settings.log_level.lower(),
+        access_log=False,
+        loop="auto",
+        http="auto",
+    )
+
+
+if __name__ == "__main__":
+    main()

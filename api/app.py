@@ -1,0 +1,106 @@
+"""`create_app(settings)`: the FastAPI application and its start-up / shut-down."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import structlog
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.context import AppContext
+from api.errors import install_error_handlers
+from api.routes import dev, health, manage, notifications, pending, user
+from shared.crypto import CredentialCipher
+from shared.db.client import connect_database
+from shared.messaging.broker import Broker
+from shared.messaging.topology import Topology
+from shared.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+BOOTSTRAP_TENANT = "default"
+
+
+class CorrelationIdMiddleware:
+    """Takes `X-Request-ID` / `X-Correlation-ID` or makes one; binds it to logs; echoes it."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        raw = headers.get(b"x-correlation-id") or headers.get(b"x-request-id")
+        correlation_id = raw.decode("latin-1")[:128] if raw else uuid.uuid4().hex
+        scope.setdefault("state", {})["correlation_id"] = correlation_id
+        structlog.contextvars.bind_contextvars(correlation_id=correlation_id)
+
+        async def send_with_header(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message.setdefault("headers", []).append(
+                    (b"x-correlation-id", correlation_id.encode("latin-1"))
+                )
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_header)
+        finally:
+            structlog.contextvars.unbind_contextvars("correlation_id")
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """Build the app; connections open in the lifespan, so import has no side effects."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        db = connect_database(
+            url=settings.mongodb_url,
+            name=settings.database_name,
+            timeout_ms=settings.mongo_timeout_ms,
+        )
+        broker = Broker(
+            url=settings.rabbitmq_url,
+            topology=Topology(settings.prefix),
+            publish_timeout_s=settings.publish_timeout_s,
+        )
+        await db.ensure_indexes()
+        if settings.bootstrap_api_key:
+            await db.api_keys.ensure(
+                key=settings.bootstrap_api_key,
+                tenant_id=BOOTSTRAP_TENANT,
+                scopes=["admin"],
+                name="bootstrap",
+            )
+        await broker.connect()
+        app.state.ctx = AppContext(
+            settings=settings, db=db, broker=broker, cipher=CredentialCipher(settings.secret_key)
+        )
+        log.info("api_started", prefix=settings.prefix)
+        try:
+            yield
+        finally:
+            await broker.close()
+            await db.close()
+            log.info("api_stopped")
+
+    app = FastAPI(
+        title="notify",
+        summary="Self-hosted multi-channel notifications",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    app.add_middleware(CorrelationIdMiddleware)
+    app.include_router(health.router)
+    app.include_router(notifications.router)
+    app.include_router(manage.router)
+    app.include_router(user.router)
+    app.include_router(pending.router)
+    if settings.dev_endpoints:
+        app.include_router(dev.router)
+    return app

@@ -1,0 +1,36 @@
+"""Resources built once at start-up and shared by every request (no globals)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from shared.crypto import CredentialCipher
+from shared.db.client import Database
+from shared.messaging.broker import Broker
+from shared.settings import Settings
+
+
+@dataclass(slots=True)
+class AppContext:
+    """What every handler needs: settings, database, broker, cipher."""
+
+    settings: Settings
+    db: Database
+    broker: Broker
+    cipher: CredentialCipher
+    key_cache: dict[str, tuple[float, Principal | None]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: the tenant, the key's scopes, and the user a gateway named."""
+
+    tenant_id: str
+    scopes: frozenset[str]
+    user_id: str | None = None
+    via_gateway: bool = False
+
+    @property
+    def is_admin(self) -> bool:
+        """Admin keys may call /manage/."""
+        return "admin" in self.scopes

@@ -1,0 +1,99 @@
+"""FastAPI dependencies: the context, authentication and the acting user."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+
+from api.context import AppContext, Principal
+from shared.errors import Forbidden, Unauthorized, ValidationFailed
+
+_KEY_CACHE_S = 30.0  # a revoked key stops working within this long
+_INVALID_TOKEN = "Invalid or missing authentication token"
+
+
+def get_ctx(request: Request) -> AppContext:
+    """The application's context."""
+    ctx: AppContext = request.app.state.ctx
+    return ctx
+
+
+CtxDep = Annotated[AppContext, Depends(get_ctx)]
+
+
+def _presented_key(authorization: str | None) -> str | None:
+    if not authorization:
+        return None
+    scheme, _, value = authorization.strip().partition(" ")
+    if scheme.lower() in ("apikey", "bearer") and value.strip():
+        return value.strip()
+    return None
+
+
+async def _principal_for_key(ctx: AppContext, key: str) -> Principal | None:
+    now = time.monotonic()
+    cached = ctx.key_cache.get(key)
+    if cached and cached[0] > now:
+        return cached[1]
+    doc = await ctx.db.api_keys.find(key=key)
+    principal = (
+        Principal(tenant_id=doc["tenant_id"], scopes=frozenset(doc.get("scopes", [])))
+        if doc
+        else None
+    )
+    if len(ctx.key_cache) > 10_000:
+        ctx.key_cache.clear()
+    ctx.key_cache[key] = (now + _KEY_CACHE_S, principal)
+    return principal
+
+
+async def authenticate(
+    ctx: CtxDep,
+    authorization: Annotated[str | None, Header()] = None,
+    x_user_id: Annotated[str | None, Header()] = None,
+    x_tenant_id: Annotated[str | None, Header()] = None,
+) -> Principal:
+    """Resolve the caller from `Authorization: ApiKey|Bearer <key>` (or gateway headers)."""
+    key = _presented_key(authorization)
+    if key is None:
+        if ctx.settings.gateway_mode and x_user_id and x_tenant_id:
+            return Principal(
+                tenant_id=x_tenant_id, scopes=frozenset(), user_id=x_user_id, via_gateway=True
+            )
+        raise Unauthorized(_INVALID_TOKEN)
+    principal = await _principal_for_key(ctx, key)
+    if principal is None:
+        raise Unauthorized(_INVALID_TOKEN)
+    if x_tenant_id is not None and x_tenant_id != principal.tenant_id:
+        raise Forbidden("X-Tenant-ID does not match the API key's tenant")
+    if x_user_id:
+        return Principal(
+            tenant_id=principal.tenant_id,
+            scopes=principal.scopes,
+            user_id=x_user_id,
+            via_gateway=True,
+        )
+    return principal
+
+
+PrincipalDep = Annotated[Principal, Depends(authenticate)]
+
+
+async def require_admin(principal: PrincipalDep) -> Principal:
+    """Admin scope, for /manage/."""
+    if not principal.is_admin:
+        raise Forbidden("this operation needs an admin API key")
+    return principal
+
+
+async def require_user(principal: PrincipalDep) -> Principal:
+    """A user named by X-User-ID, for the user-facing RPCs."""
+    if not principal.user_id:
+        raise ValidationFailed(["X-User-ID header is required for this operation"])
+    return principal
+
+
+AdminDep = Annotated[Principal, Depends(require_admin)]
+UserDep = Annotated[Principal, Depends(require_user)]

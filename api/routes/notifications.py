@@ -1,0 +1,88 @@
+"""Seed 003: `POST /api/v1/notifications` and `GET /api/v1/notifications/{notification_id}`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+
+from api.deps import CtxDep, PrincipalDep
+from api.presenters import notification_view
+from api.schemas import SendNotificationRequest
+from api.sending import Sender, new_record
+from shared.domain import Category, Channel
+from shared.errors import NotFound, ValidationFailed
+from shared.rendering import TEMPLATE_FIELDS, render_fields
+
+router = APIRouter(prefix="/api/v1/notifications", tags=["notifications"])
+
+
+@router.post("", summary="Queue a notification (seed 003)")
+async def send_notification(
+    body: SendNotificationRequest, ctx: CtxDep, principal: PrincipalDep, request: Request
+) -> dict[str, Any]:
+    """Validate, check user and template, store, publish with confirm, answer."""
+    tenant = principal.tenant_id
+    channel = Channel(body.notification_type)
+    subscriber = await ctx.db.subscribers.get(tenant_id=tenant, subscriber_id=body.user_id)
+    template = await ctx.db.templates.latest_for_locale(
+        tenant_id=tenant,
+        template_code=body.template_code,
+        locale=subscriber.get("locale") if subscriber else None,
+    )
+    missing = []
+    if subscriber is None:
+        missing.append(f"user_id {body.user_id} does not exist")
+    if template is None:
+        missing.append(f"template_code {body.template_code} does not exist")
+    if missing:
+        raise NotFound(missing[0], details=missing[1:])
+    assert template is not None
+    if template["channel"] != channel.value:
+        raise ValidationFailed(
+            [
+                f"template_code {body.template_code} is a {template['channel']} template, "
+                f"not {channel.value}"
+            ]
+        )
+    # Render now so a missing variable is a 400 here rather than a blank message later.
+    render_fields(
+        {f: template.get(f) for f in TEMPLATE_FIELDS},
+        body.variables,
+        template_code=body.template_code,
+    )
+    record = new_record(
+        tenant_id=tenant,
+        channel=channel,
+        recipient=body.user_id,
+        category=Category.TRANSACTIONAL.value,
+        priority=body.priority,
+        transaction_id="",
+        correlation_id=request.state.correlation_id,
+        source="api.notifications",
+        template={"code": body.template_code, "version": template["version"]},
+        variables=body.variables,
+        idempotency_key=f"request:{body.request_id}",
+        request_id=body.request_id,
+        metadata=body.metadata,
+    )
+    record["transaction_id"] = record["_id"]
+    stored, _ = await Sender(ctx).submit_one(record)
+    return {
+        "success": True,
+        "data": {"notification_id": stored["_id"], "status": "queued"},
+        "message": "Notification queued successfully",
+    }
+
+
+@router.get("/{notification_id}", summary="A notification's status (seed 003)")
+async def get_notification(
+    notification_id: str, ctx: CtxDep, principal: PrincipalDep
+) -> dict[str, Any]:
+    """Status, result, channel, attempts and timestamps of one of the tenant's notifications."""
+    doc = await ctx.db.notifications.get(
+        tenant_id=principal.tenant_id, notification_id=notification_id
+    )
+    if doc is None:
+        raise NotFound(f"notification {notification_id} does not exist")
+    return {"success": True, "data": notification_view(doc), "message": "Notification found"}

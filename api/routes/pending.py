@@ -1,0 +1,56 @@
+"""Seed RPCs not built yet answer 501 with their name, rather than a silent 404."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from api.deps import PrincipalDep
+from api.responses import JsonResponse
+
+router = APIRouter(prefix="/api/v1/notifications", tags=["not built yet"])
+
+NOT_BUILT = [
+    "get-inbox-session",
+    "get-inbox-feed",
+    "get-inbox-unseen-count",
+    "mark-inbox-message",
+    "mark-all-inbox-messages",
+    "delete-inbox-message",
+    "get-preferences",
+    "update-preferences",
+    "manage/send-scheduled",
+    "manage/send-delayed",
+    "manage/cancel",
+    "manage/send-to-topic",
+    "manage/send-with-digest",
+    "manage/cancel-digest-event",
+    "manage/create-topic",
+    "manage/delete-topic",
+    "manage/add-subscribers-to-topic",
+    "manage/remove-subscribers-from-topic",
+    "manage/list-topic-subscribers",
+    "manage/check-topic-subscription",
+    "manage/create-workflow",
+    "manage/update-workflow",
+    "manage/get-workflow",
+    "manage/list-workflows",
+    "manage/delete-workflow",
+    "manage/get-pending-changes",
+    "manage/promote-change",
+    "manage/promote-all-changes",
+    "manage/get-notification-activity",
+]
+
+
+def _make(name: str) -> None:
+    async def not_built(_: PrincipalDep) -> JsonResponse:
+        return JsonResponse(
+            {"success": False, "message": "Not implemented", "error": f"{name} is not built yet"},
+            status_code=501,
+        )
+
+    router.add_api_route(f"/{name}", not_built, methods=["POST"], summary=f"{name} (not built yet)")
+
+
+for _name in NOT_BUILT:
+    _make(_name)

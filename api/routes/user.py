@@ -1,0 +1,67 @@
+"""Seed 000's user-facing RPCs built so far: push devices and registered channels."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+from fastapi import APIRouter
+
+from api.deps import CtxDep, UserDep
+from api.schemas import EmptyRequest, RegisterDeviceRequest, UnregisterDeviceRequest
+from shared.db.base import utcnow
+from shared.errors import Conflict
+
+router = APIRouter(prefix="/api/v1/notifications", tags=["user"])
+
+
+@router.post("/register-push-device", summary="Register an FCM token for the calling user")
+async def register_push_device(
+    body: RegisterDeviceRequest, ctx: CtxDep, user: UserDep
+) -> dict[str, Any]:
+    """Creates the subscriber on first use; a device or token registered again is replaced."""
+    assert user.user_id is not None
+    repo = ctx.db.subscribers
+    if await repo.get(tenant_id=user.tenant_id, subscriber_id=user.user_id) is None:
+        with contextlib.suppress(Conflict):  # a concurrent registration created it first
+            await repo.create(tenant_id=user.tenant_id, subscriber_id=user.user_id, profile={})
+    device = {
+        "token": body.fcmToken,
+        "platform": body.platform,
+        "device_id": body.deviceId,
+        "provider": "FCM",
+        "registered_at": utcnow(),
+    }
+    await repo.add_device(tenant_id=user.tenant_id, subscriber_id=user.user_id, device=device)
+    return {"registered": True, "deviceId": body.deviceId}
+
+
+@router.post("/unregister-push-device", summary="Remove an FCM token of the calling user")
+async def unregister_push_device(
+    body: UnregisterDeviceRequest, ctx: CtxDep, user: UserDep
+) -> dict[str, Any]:
+    """Idempotent: `removed` says whether the token was there."""
+    removed = await ctx.db.subscribers.remove_token(
+        tenant_id=user.tenant_id, token=body.fcmToken, subscriber_id=user.user_id
+    )
+    return {"removed": removed > 0}
+
+
+@router.post("/get-registered-channels", summary="Channels the calling user can be reached on")
+async def get_registered_channels(body: EmptyRequest, ctx: CtxDep, user: UserDep) -> dict[str, Any]:
+    """Seed shape: `{channels: [{channel, registered, credentialCount}]}`."""
+    assert user.user_id is not None
+    doc = await ctx.db.subscribers.get(tenant_id=user.tenant_id, subscriber_id=user.user_id) or {}
+    counts = {
+        "PUSH": len(doc.get("devices", [])),
+        "IN_APP": 1 if doc else 0,
+        "EMAIL": 1 if doc.get("email") else 0,
+        "SMS": 1 if doc.get("phone") else 0,
+        "CHAT": len(doc.get("chat_webhooks", [])),
+    }
+    return {
+        "channels": [
+            {"channel": name, "registered": count > 0, "credentialCount": count}
+            for name, count in counts.items()
+        ]
+    }

@@ -1,0 +1,146 @@
+"""Write the record, publish with a confirm, then answer (DESIGN.md §7 rule 1)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from typing import Any
+
+import structlog
+
+from api.context import AppContext
+from shared.db.base import Doc, utcnow
+from shared.domain import Channel, Status
+from shared.errors import BrokerUnavailable
+from shared.ids import new_id
+
+log = structlog.get_logger(__name__)
+
+
+def new_record(
+    *,
+    tenant_id: str,
+    channel: Channel,
+    recipient: str,
+    category: str,
+    priority: int,
+    transaction_id: str,
+    correlation_id: str | None,
+    source: str,
+    content: dict[str, Any] | None = None,
+    template: dict[str, Any] | None = None,
+    variables: dict[str, Any] | None = None,
+    idempotency_key: str | None = None,
+    request_id: str | None = None,
+    metadata: dict[str, Any] | None = None,
+    notification_id: str | None = None,
+) -> Doc:
+    """A QUEUED notification record (the seed reports it as SENT)."""
+    now = utcnow()
+    doc: Doc = {
+        "_id": notification_id or new_id("ntf"),
+        "tenant_id": tenant_id,
+        "transaction_id": transaction_id,
+        "channel": channel.value,
+        "recipient": recipient,
+        "category": category,
+        "priority": priority,
+        "status": Status.QUEUED.value,
+        "content": content,
+        "template": template,
+        "variables": variables,
+        "metadata": metadata,
+        "attempts": [],
+        "replays": 0,
+        "source": source,
+        "correlation_id": correlation_id,
+        "created_at": now,
+        "queued_at": now,
+        "updated_at": now,
+    }
+    if idempotency_key is not None:
+        doc["idempotency_key"] = idempotency_key
+    if request_id is not None:
+        doc["request_id"] = request_id
+    return doc
+
+
+def message_body(doc: Doc) -> dict[str, Any]:
+    """The small message on the queue; the record stays the source of truth."""
+    return {
+        "v": 1,
+        "notification_id": doc["_id"],
+        "tenant_id": doc["tenant_id"],
+        "channel": doc["channel"],
+        "attempt": len(doc.get("attempts", [])) + 1,
+        "kind": "deliver",
+    }
+
+
+def _needs_publish(doc: Doc, created: bool) -> bool:
+    # A record stored by an earlier call whose publish was never confirmed is published
+    # again now: the status guard in the worker makes a second message harmless.
+    return created or (doc["status"] == Status.QUEUED.value and "enqueued_at" not in doc)
+
+
+class Sender:
+    """Stores records and publishes their messages."""
+
+    def __init__(self, ctx: AppContext) -> None:
+        self._ctx = ctx
+
+    async def submit_one(self, doc: Doc) -> tuple[Doc, bool]:
+        """Store and publish one record; returns the stored record and whether it is new."""
+        stored, created = await self._ctx.db.notifications.insert(doc)
+        self._failpoint("api_after_record_write")
+        if _needs_publish(stored, created):
+            await self._publish([stored])
+        return stored, created
+
+    async def submit_many(self, docs: list[Doc]) -> list[Doc]:
+        """Store a batch in one write and publish it with pipelined confirms."""
+        stored = await self._ctx.db.notifications.insert_many(docs)
+        self._failpoint("api_after_record_write")
+        new_ids = {d["_id"] for d in docs}
+        pending = [d for d in stored if _needs_publish(d, d["_id"] in new_ids)]
+        if pending:
+            await self._publish(pending)
+        return stored
+
+    async def _publish(self, docs: list[Doc]) -> None:
+        broker = self._ctx.broker
+        results = await asyncio.gather(
+            *(
+                broker.publish_notification(
+                    channel=Channel(d["channel"]),
+                    body=message_body(d),
+                    priority=d["priority"],
+                    correlation_id=d.get("correlation_id"),
+                )
+                for d in docs
+            ),
+            return_exceptions=True,
+        )
+        confirmed = [d["_id"] for d, r in zip(docs, results, strict=True) if r is None]
+        if confirmed:
+            await self._ctx.db.notifications.mark_enqueued(
+                tenant_id=docs[0]["tenant_id"], notification_ids=confirmed
+            )
+        failures = [r for r in results if isinstance(r, BaseException)]
+        if failures:
+            log.warning(
+                "publish_unconfirmed",
+                unconfirmed=len(failures),
+                confirmed=len(confirmed),
+                reason=str(failures[0]),
+            )
+            first = failures[0]
+            if isinstance(first, BrokerUnavailable):
+                raise first
+            raise BrokerUnavailable(f"publish failed: {first!r}") from first
+
+    def _failpoint(self, name: str) -> None:
+        # Fault tests crash the API exactly here to prove the sweep recovers the record.
+        if self._ctx.settings.failpoint == name:
+            os.kill(os.getpid(), signal.SIGKILL)

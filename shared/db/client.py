@@ -1,0 +1,80 @@
+"""The MongoDB client for one process and the repositories built on it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+
+from shared.db.api_keys import ApiKeysRepo
+from shared.db.inbox import InboxRepo
+from shared.db.notifications import NotificationsRepo
+from shared.db.outbox import DevOutboxRepo
+from shared.db.providers import ProvidersRepo
+from shared.db.subscribers import SubscribersRepo
+from shared.db.templates import TemplatesRepo
+
+Doc = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Database:
+    """The client and one repository per collection."""
+
+    client: AsyncMongoClient[Doc]
+    db: AsyncDatabase[Doc]
+    notifications: NotificationsRepo
+    subscribers: SubscribersRepo
+    templates: TemplatesRepo
+    providers: ProvidersRepo
+    api_keys: ApiKeysRepo
+    inbox: InboxRepo
+    dev_outbox: DevOutboxRepo
+
+    async def ensure_indexes(self) -> None:
+        """Create every collection's indexes (idempotent)."""
+        for repo in (
+            self.notifications,
+            self.subscribers,
+            self.templates,
+            self.providers,
+            self.api_keys,
+            self.inbox,
+            self.dev_outbox,
+        ):
+            await repo.ensure_indexes()
+
+    async def ping(self) -> bool:
+        """True when the server answers."""
+        await self.client.admin.command("ping")
+        return True
+
+    async def close(self) -> None:
+        """Close the client's pools."""
+        await self.client.close()
+
+
+def connect_database(*, url: str, name: str, timeout_ms: int) -> Database:
+    """Build the client (lazy: no I/O until first use) and the repositories."""
+    client: AsyncMongoClient[Doc] = AsyncMongoClient(
+        url,
+        tz_aware=True,
+        serverSelectionTimeoutMS=timeout_ms,
+        connectTimeoutMS=timeout_ms,
+        socketTimeoutMS=max(timeout_ms * 3, 10_000),
+        retryWrites=False,  # a standalone / embedded server has no retryable writes
+    )
+    db = client[name]
+    return Database(
+        client=client,
+        db=db,
+        notifications=NotificationsRepo(db),
+        subscribers=SubscribersRepo(db),
+        templates=TemplatesRepo(db),
+        providers=ProvidersRepo(db),
+        api_keys=ApiKeysRepo(db),
+        inbox=InboxRepo(db),
+        dev_outbox=DevOutboxRepo(db),
+    )

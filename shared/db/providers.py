@@ -1,0 +1,50 @@
+"""The `providers` collection: a tenant's provider configs, credentials encrypted at rest."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pymongo import ASCENDING, IndexModel
+
+from shared.db.base import Doc, Repo, utcnow
+
+
+class ProvidersRepo(Repo):
+    """One config per (tenant, provider type)."""
+
+    collection_name = "providers"
+
+    async def ensure_indexes(self) -> None:
+        """Unique (tenant, provider_type); look-up by channel."""
+        await self.col.create_indexes(
+            [
+                IndexModel(
+                    [("tenant_id", 1), ("provider_type", 1)], unique=True, name="tenant_type"
+                ),
+                IndexModel([("tenant_id", 1), ("channel", 1), ("priority", 1)]),
+            ]
+        )
+
+    async def upsert(self, *, tenant_id: str, provider_type: str, fields: dict[str, Any]) -> Doc:
+        """Create or replace the tenant's config of this provider type."""
+        now = utcnow()
+        await self.col.update_one(
+            {"tenant_id": tenant_id, "provider_type": provider_type},
+            {"$set": {**fields, "updated_at": now}, "$setOnInsert": {"created_at": now}},
+            upsert=True,
+        )
+        doc = await self.col.find_one({"tenant_id": tenant_id, "provider_type": provider_type})
+        assert doc is not None
+        return doc
+
+    async def list_all(self, *, tenant_id: str) -> list[Doc]:
+        """Every config of the tenant."""
+        cursor = self.col.find({"tenant_id": tenant_id}).sort("provider_type", ASCENDING)
+        return [d async for d in cursor]
+
+    async def active_for_channel(self, *, tenant_id: str, channel: str) -> list[Doc]:
+        """Active configs for a channel, preferred (lowest priority number) first."""
+        cursor = self.col.find({"tenant_id": tenant_id, "channel": channel, "active": True}).sort(
+            [("priority", ASCENDING), ("provider_type", ASCENDING)]
+        )
+        return [d async for d in cursor]

@@ -1,0 +1,100 @@
+"""The `templates` collection: versioned message templates per environment."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING, IndexModel
+from pymongo.errors import DuplicateKeyError
+
+from shared.db.base import Doc, Repo, utcnow
+
+ENVIRONMENT = "production"  # promotion between environments comes with workflows
+
+
+class TemplatesRepo(Repo):
+    """Every call to `create_version` adds a version; old versions stay readable."""
+
+    collection_name = "templates"
+
+    async def ensure_indexes(self) -> None:
+        """Unique version per (tenant, environment, code)."""
+        await self.col.create_indexes(
+            [
+                IndexModel(
+                    [("tenant_id", 1), ("environment", 1), ("template_code", 1), ("version", 1)],
+                    unique=True,
+                    name="tenant_env_code_version",
+                )
+            ]
+        )
+
+    async def create_version(
+        self, *, tenant_id: str, template_code: str, fields: dict[str, Any]
+    ) -> Doc:
+        """Store the next version; concurrent creators each get their own number."""
+        for _ in range(20):
+            latest = await self.col.find_one(
+                {
+                    "tenant_id": tenant_id,
+                    "environment": ENVIRONMENT,
+                    "template_code": template_code,
+                },
+                sort=[("version", DESCENDING)],
+                projection={"version": 1},
+            )
+            doc: Doc = {
+                "tenant_id": tenant_id,
+                "environment": ENVIRONMENT,
+                "template_code": template_code,
+                "version": (latest["version"] if latest else 0) + 1,
+                **fields,
+                "created_at": utcnow(),
+            }
+            try:
+                await self.col.insert_one(doc)
+                return doc
+            except DuplicateKeyError:
+                continue
+        raise RuntimeError(f"could not allocate a version for template {template_code}")
+
+    async def get(
+        self, *, tenant_id: str, template_code: str, version: int | None = None
+    ) -> Doc | None:
+        """A given version, or the latest one."""
+        query: Doc = {
+            "tenant_id": tenant_id,
+            "environment": ENVIRONMENT,
+            "template_code": template_code,
+        }
+        if version is not None:
+            query["version"] = version
+        return await self.col.find_one(query, sort=[("version", DESCENDING)])
+
+    async def latest_for_locale(
+        self, *, tenant_id: str, template_code: str, locale: str | None
+    ) -> Doc | None:
+        """Newest version in `locale`, else newest without a locale, else newest of any."""
+        query: Doc = {
+            "tenant_id": tenant_id,
+            "environment": ENVIRONMENT,
+            "template_code": template_code,
+        }
+        versions = [d async for d in self.col.find(query).sort("version", DESCENDING).limit(200)]
+        if not versions:
+            return None
+        for wanted in (locale, None):
+            for doc in versions:
+                if doc.get("locale") == wanted:
+                    return doc
+        return versions[0]
+
+    async def list_latest(self, *, tenant_id: str) -> list[Doc]:
+        """The latest version of every template code."""
+        pipeline: list[Doc] = [
+            {"$match": {"tenant_id": tenant_id, "environment": ENVIRONMENT}},
+            {"$sort": {"template_code": ASCENDING, "version": DESCENDING}},
+            {"$group": {"_id": "$template_code", "doc": {"$first": "$$ROOT"}}},
+            {"$sort": {"_id": ASCENDING}},
+        ]
+        return [row["doc"] async for row in await self.col.aggregate(pipeline)]

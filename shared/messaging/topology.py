@@ -1,0 +1,179 @@
+"""Every exchange and queue name, and their idempotent declaration (DESIGN.md §3).
+
+Nothing else in the code spells a name: call the functions here. All names carry the
+configured prefix so several deployments (or test runs) can share one broker.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import aio_pika
+from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractQueue
+
+from shared.domain import Channel
+
+DELAY_LEVELS = 28  # 2^28 s ≈ 8.5 years: any delay from 1 s up to that
+MAX_PRIORITY = 5
+
+
+@dataclass(frozen=True, slots=True)
+class Topology:
+    """Names of every exchange and queue for one prefix."""
+
+    prefix: str
+
+    @property
+    def direct_exchange(self) -> str:
+        """Routes a notification to its channel's queue (routing key = channel)."""
+        return f"{self.prefix}.notifications.direct"
+
+    @property
+    def dlx_exchange(self) -> str:
+        """Routes a failed message to its channel's DLQ (routing key = channel)."""
+        return f"{self.prefix}.notifications.dlx"
+
+    @property
+    def digest_exchange(self) -> str:
+        """Entry of digest events."""
+        return f"{self.prefix}.notifications.digest"
+
+    @property
+    def fanout_exchange(self) -> str:
+        """Entry of bulk / topic / broadcast expansions."""
+        return f"{self.prefix}.notifications.fanout"
+
+    @property
+    def realtime_exchange(self) -> str:
+        """Inbox updates to API instances, routing key `<tenant>.<subscriber>`."""
+        return f"{self.prefix}.notifications.realtime"
+
+    @property
+    def delay_delivery_exchange(self) -> str:
+        """Where level 0 of the delay infrastructure dead-letters into."""
+        return f"{self.prefix}.delay.delivery"
+
+    def queue(self, channel: Channel) -> str:
+        """A channel's work queue, e.g. `notify.email.queue`."""
+        return f"{self.prefix}.{channel.value}.queue"
+
+    def dlq(self, channel: Channel) -> str:
+        """A channel's dead-letter queue."""
+        return f"{self.prefix}.{channel.value}.dlq"
+
+    @property
+    def digest_queue(self) -> str:
+        """Digest worker's queue."""
+        return f"{self.prefix}.digest.queue"
+
+    @property
+    def fanout_queue(self) -> str:
+        """Fan-out worker's queue."""
+        return f"{self.prefix}.fanout.queue"
+
+    def delay_level(self, level: int) -> str:
+        """Name of delay level `level` (its exchange and its queue share it)."""
+        return f"{self.prefix}.delay.l{level:02d}"
+
+    def all_queues(self) -> list[str]:
+        """Every queue this topology declares (for teardown and health checks)."""
+        names = [self.queue(c) for c in Channel] + [self.dlq(c) for c in Channel]
+        names += [self.digest_queue, self.fanout_queue]
+        names += [self.delay_level(level) for level in range(DELAY_LEVELS)]
+        return names
+
+    def all_exchanges(self) -> list[str]:
+        """Every exchange this topology declares."""
+        names = [
+            self.direct_exchange,
+            self.dlx_exchange,
+            self.digest_exchange,
+            self.fanout_exchange,
+            self.realtime_exchange,
+            self.delay_delivery_exchange,
+        ]
+        return names + [self.delay_level(level) for level in range(DELAY_LEVELS)]
+
+
+def delay_routing_key(*, delay_s: int, destination: str) -> tuple[int, str]:
+    """Routing key for the delay infrastructure and the level to publish to.
+
+    The key is the delay's 28 bits, most significant first, then the destination queue
+    name; each level L holds the message 2^L s when bit L is 1 and passes it on otherwise.
+    """
+    delay_s = max(0, min(delay_s, (1 << DELAY_LEVELS) - 1))
+    bits = ".".join("1" if delay_s >> level & 1 else "0" for level in reversed(range(DELAY_LEVELS)))
+    top = delay_s.bit_length() - 1 if delay_s else 0
+    return top, f"{bits}.{destination}"
+
+
+async def declare_topology(
+    channel: AbstractChannel, topology: Topology
+) -> dict[str, AbstractExchange]:
+    """Declare everything, idempotently; returns the exchanges by name."""
+    t = topology
+    ex: dict[str, AbstractExchange] = {}
+
+    async def exchange(name: str, kind: aio_pika.ExchangeType) -> AbstractExchange:
+        ex[name] = await channel.declare_exchange(name, kind, durable=True)
+        return ex[name]
+
+    direct = await exchange(t.direct_exchange, aio_pika.ExchangeType.DIRECT)
+    dlx = await exchange(t.dlx_exchange, aio_pika.ExchangeType.DIRECT)
+    delivery = await exchange(t.delay_delivery_exchange, aio_pika.ExchangeType.TOPIC)
+    await exchange(t.realtime_exchange, aio_pika.ExchangeType.TOPIC)
+
+    for ch in Channel:
+        work: AbstractQueue = await channel.declare_queue(
+            t.queue(ch),
+            durable=True,
+            arguments={"x-queue-version": 2, "x-max-priority": MAX_PRIORITY},
+        )
+        await work.bind(direct, routing_key=ch.value)
+        await work.bind(delivery, routing_key=f"#.{t.queue(ch)}")
+        dead = await channel.declare_queue(
+            t.dlq(ch), durable=True, arguments={"x-queue-type": "quorum"}
+        )
+        await dead.bind(dlx, routing_key=ch.value)
+
+    for name, queue_name in (
+        (t.digest_exchange, t.digest_queue),
+        (t.fanout_exchange, t.fanout_queue),
+    ):
+        exchange_obj = await exchange(name, aio_pika.ExchangeType.DIRECT)
+        queue = await channel.declare_queue(
+            queue_name, durable=True, arguments={"x-queue-version": 2}
+        )
+        await queue.bind(exchange_obj, routing_key=queue_name)
+        await queue.bind(delivery, routing_key=f"#.{queue_name}")
+
+    await _declare_delay_levels(channel, t, ex)
+    return ex
+
+
+async def _declare_delay_levels(
+    channel: AbstractChannel, t: Topology, ex: dict[str, AbstractExchange]
+) -> None:
+    """Levels 0..27, each a topic exchange plus a quorum queue with one fixed TTL."""
+    for level in range(DELAY_LEVELS):
+        name = t.delay_level(level)
+        ex[name] = await channel.declare_exchange(name, aio_pika.ExchangeType.TOPIC, durable=True)
+        next_hop = t.delay_level(level - 1) if level else t.delay_delivery_exchange
+        queue = await channel.declare_queue(
+            name,
+            durable=True,
+            arguments={
+                "x-queue-type": "quorum",
+                "x-message-ttl": (1 << level) * 1000,
+                "x-dead-letter-exchange": next_hop,
+                "x-dead-letter-strategy": "at-least-once",
+                "x-overflow": "reject-publish",
+            },
+        )
+        skip = "*." * (DELAY_LEVELS - 1 - level)
+        await queue.bind(ex[name], routing_key=f"{skip}1.#")
+    # Bit clear: pass straight on to the next level down (exchange-to-exchange binding).
+    for level in range(DELAY_LEVELS):
+        skip = "*." * (DELAY_LEVELS - 1 - level)
+        target = ex[t.delay_level(level - 1)] if level else ex[t.delay_delivery_exchange]
+        await target.bind(ex[t.delay_level(level)], routing_key=f"{skip}0.#")

@@ -1,0 +1,77 @@
+"""Providers that need no outside service: the dev sandbox and the in-app inbox."""
+
+from __future__ import annotations
+
+import hashlib
+
+from shared.db.base import utcnow
+from shared.db.inbox import InboxRepo
+from shared.db.outbox import DevOutboxRepo
+from shared.ids import new_id
+from shared.providers.base import DeliveryResult, OutboundMessage, Outcome
+
+
+class SandboxProvider:
+    """Accepts every message and records it in `dev_outbox` (listed at GET /dev/outbox)."""
+
+    name = "SANDBOX"
+
+    def __init__(self, outbox: DevOutboxRepo) -> None:
+        self._outbox = outbox
+
+    async def send(self, message: OutboundMessage) -> DeliveryResult:
+        """Record the message; the id is stable per (notification, address)."""
+        digest = hashlib.sha256(message.to.encode()).hexdigest()[:10]
+        message_id = f"sandbox-{message.notification_id}-{digest}"
+        await self._outbox.record(
+            {
+                "_id": message_id,
+                "tenant_id": message.tenant_id,
+                "notification_id": message.notification_id,
+                "channel": message.channel.value,
+                "to": message.to,
+                "subject": message.subject,
+                "title": message.title,
+                "body": message.body,
+                "data": message.data,
+                "created_at": utcnow(),
+            }
+        )
+        return DeliveryResult(outcome=Outcome.DELIVERED, provider_message_id=message_id)
+
+    async def aclose(self) -> None:
+        """Nothing to release."""
+
+
+class InAppProvider:
+    """The in-app channel delivers by writing the subscriber's inbox item."""
+
+    name = "IN_APP"
+
+    def __init__(self, inbox: InboxRepo) -> None:
+        self._inbox = inbox
+
+    async def send(self, message: OutboundMessage) -> DeliveryResult:
+        """One inbox item per notification, however often it is delivered."""
+        message_id = new_id("msg")
+        await self._inbox.upsert_for_notification(
+            {
+                "_id": message_id,
+                "tenant_id": message.tenant_id,
+                "subscriber_id": message.recipient_id,
+                "notification_id": message.notification_id,
+                "feed_id": "default",
+                "category": message.category,
+                "title": message.title,
+                "body": message.body,
+                "data": message.data,
+                "deep_link": message.deep_link,
+                "seen": False,
+                "read": False,
+                "created_at": utcnow(),
+            }
+        )
+        return DeliveryResult(outcome=Outcome.DELIVERED, provider_message_id=message_id)
+
+    async def aclose(self) -> None:
+        """Nothing to release."""

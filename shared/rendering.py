@@ -1,0 +1,72 @@
+"""Template rendering in jinja2's sandbox; a missing variable is an error, never a blank."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import lru_cache
+from typing import Any
+
+from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError, meta
+from jinja2.exceptions import SecurityError
+from jinja2.sandbox import SandboxedEnvironment
+
+from shared.errors import ValidationFailed
+
+TEMPLATE_FIELDS = ("subject", "title", "body")
+
+_env = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
+
+
+@lru_cache(maxsize=2048)
+def _compile(source: str) -> Any:
+    return _env.from_string(source)
+
+
+def check_syntax(fields: Mapping[str, str | None]) -> None:
+    """Raise ValidationFailed naming each field whose template does not parse."""
+    errors = []
+    for name, source in fields.items():
+        if source is None:
+            continue
+        try:
+            _env.parse(source)
+        except TemplateSyntaxError as exc:
+            errors.append(f"{name} is not a valid template (line {exc.lineno}: {exc.message})")
+    if errors:
+        raise ValidationFailed(errors)
+
+
+def required_variables(fields: Mapping[str, str | None]) -> set[str]:
+    """Top-level variable names the templates use."""
+    names: set[str] = set()
+    for source in fields.values():
+        if source:
+            names |= meta.find_undeclared_variables(_env.parse(source))
+    return names
+
+
+def render_fields(
+    fields: Mapping[str, str | None], variables: Mapping[str, Any], *, template_code: str
+) -> dict[str, str | None]:
+    """Render every field; every missing variable is reported, by name, in one error."""
+    missing = sorted(required_variables(fields) - set(variables))
+    if missing:
+        raise ValidationFailed(
+            [f"variables.{name} is required by template {template_code}" for name in missing]
+        )
+    rendered: dict[str, str | None] = {}
+    for name, source in fields.items():
+        if source is None:
+            rendered[name] = None
+            continue
+        try:
+            rendered[name] = _compile(source).render(**variables)
+        except UndefinedError as exc:
+            raise ValidationFailed(
+                [f"variables: template {template_code} ({name}) needs {exc.message}"]
+            ) from None
+        except SecurityError as exc:
+            raise ValidationFailed(
+                [f"template {template_code} ({name}) is unsafe: {exc}"]
+            ) from None
+    return rendered

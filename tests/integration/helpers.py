@@ -1,0 +1,54 @@
+"""Shared steps of integration tests, through the public API only."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from tests.support import Tenant, wait_for
+
+FINAL_RESULTS = {
+    "DELIVERED",
+    "FAILED",
+    "RATE_LIMITED",
+    "OPTED_OUT",
+    "NO_CHANNEL",
+    "INVALID_CREDENTIAL",
+    "CANCELLED",
+}
+
+
+async def rpc(tenant: Tenant, name: str, body: dict[str, Any], **kw: Any) -> httpx.Response:
+    """POST an RPC of seed 000 (`manage/...` or a user RPC)."""
+    return await tenant.client.post(f"/api/v1/notifications/{name}", json=body, **kw)
+
+
+async def ok_rpc(tenant: Tenant, name: str, body: dict[str, Any], **kw: Any) -> dict[str, Any]:
+    """An RPC that must answer 200; its JSON."""
+    response = await rpc(tenant, name, body, **kw)
+    assert response.status_code == 200, f"{name}: {response.status_code} {response.text}"
+    data: dict[str, Any] = response.json()
+    return data
+
+
+async def wait_final_status(tenant: Tenant, transaction_id: str, *, timeout_s: float = 20) -> dict[str, Any]:
+    """Poll get-delivery-status until the result is final."""
+
+    async def probe() -> dict[str, Any] | None:
+        data = await ok_rpc(tenant, "manage/get-delivery-status", {"transactionId": transaction_id})
+        return data if data["result"] in FINAL_RESULTS else None
+
+    return await wait_for(probe, timeout_s=timeout_s, what=f"{transaction_id} to reach a final result")
+
+
+async def wait_notification(tenant: Tenant, notification_id: str, *, timeout_s: float = 20) -> dict[str, Any]:
+    """Poll GET /api/v1/notifications/{id} until its result is final."""
+
+    async def probe() -> dict[str, Any] | None:
+        response = await tenant.client.get(f"/api/v1/notifications/{notification_id}")
+        assert response.status_code == 200, response.text
+        data: dict[str, Any] = response.json()["data"]
+        return data if data["result"] in FINAL_RESULTS else None
+
+    return await wait_for(probe, timeout_s=timeout_s, what=f"{notification_id} to finish")

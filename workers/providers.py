@@ -1,0 +1,100 @@
+"""Which adapter delivers a tenant's channel: configured providers, the inbox or the sandbox."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import httpx
+import structlog
+
+from shared.crypto import CredentialCipher
+from shared.db.client import Database
+from shared.domain import Channel, ProviderType
+from shared.providers.base import Provider, ProviderConfig
+from shared.providers.fcm import FcmProvider
+from shared.providers.sandbox import InAppProvider, SandboxProvider
+from shared.providers.sendgrid import SendGridProvider
+
+log = structlog.get_logger(__name__)
+
+_CONFIG_TTL_S = 5.0  # a provider change reaches every worker within this long
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedProvider:
+    """An adapter and the name recorded on the attempt."""
+
+    name: str
+    adapter: Provider
+
+
+class ProviderResolver:
+    """Builds adapters from stored configs and caches them per config version."""
+
+    def __init__(
+        self,
+        *,
+        db: Database,
+        cipher: CredentialCipher,
+        http: httpx.AsyncClient,
+        timeout_s: float,
+        sandbox_default: bool,
+    ) -> None:
+        self._db = db
+        self._cipher = cipher
+        self._http = http
+        self._timeout_s = timeout_s
+        self._sandbox = SandboxProvider(db.dev_outbox) if sandbox_default else None
+        self._inbox = InAppProvider(db.inbox)
+        self._configs: dict[tuple[str, str], tuple[float, list[ResolvedProvider]]] = {}
+        self._adapters: dict[tuple[str, str, str], Provider] = {}
+
+    async def for_channel(self, *, tenant_id: str, channel: Channel) -> list[ResolvedProvider]:
+        """Active providers, preferred first; empty when the channel has none."""
+        if channel is Channel.IN_APP:
+            return [ResolvedProvider(name=self._inbox.name, adapter=self._inbox)]
+        key = (tenant_id, channel.value)
+        cached = self._configs.get(key)
+        now = time.monotonic()
+        if cached and cached[0] > now:
+            return cached[1]
+        docs = await self._db.providers.active_for_channel(
+            tenant_id=tenant_id, channel=channel.value
+        )
+        resolved = [self._adapter(doc) for doc in docs]
+        if not resolved and self._sandbox is not None:
+            resolved = [ResolvedProvider(name=self._sandbox.name, adapter=self._sandbox)]
+        self._configs[key] = (now + _CONFIG_TTL_S, resolved)
+        return resolved
+
+    def _adapter(self, doc: dict[str, object]) -> ResolvedProvider:
+        provider_type = ProviderType(str(doc["provider_type"]))
+        version = str(doc.get("updated_at"))
+        key = (str(doc["tenant_id"]), provider_type.value, version)
+        adapter = self._adapters.get(key)
+        if adapter is None:
+            config = ProviderConfig(
+                tenant_id=str(doc["tenant_id"]),
+                provider_type=provider_type.value,
+                credentials=self._cipher.decrypt(str(doc["credentials_enc"])),
+                endpoint=str(doc["endpoint"]) if doc.get("endpoint") else None,
+                version=version,
+            )
+            adapter = self._build(config)
+            self._adapters[key] = adapter
+            log.info("provider_loaded", provider=provider_type.value, tenant_id=config.tenant_id)
+        return ResolvedProvider(name=provider_type.value, adapter=adapter)
+
+    def _build(self, config: ProviderConfig) -> Provider:
+        if config.provider_type == ProviderType.SENDGRID.value:
+            return SendGridProvider(config, http=self._http, timeout_s=self._timeout_s)
+        if config.provider_type == ProviderType.FCM.value:
+            return FcmProvider(config, http=self._http, timeout_s=self._timeout_s)
+        raise ValueError(f"no adapter for {config.provider_type}")
+
+    async def aclose(self) -> None:
+        """Release every adapter built."""
+        for adapter in self._adapters.values():
+            await adapter.aclose()
+        self._adapters.clear()

@@ -1,0 +1,158 @@
+"""A channel worker: consume with manual ack, deliver, record, ack; stop gracefully."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import uuid
+
+import httpx
+import orjson
+import structlog
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
+
+from shared.crypto import CredentialCipher
+from shared.db.client import Database, connect_database
+from shared.domain import Channel
+from shared.messaging.broker import Broker
+from shared.messaging.topology import Topology
+from shared.settings import Settings
+from workers.delivery import DeliveryHandler, Disposition
+from workers.providers import ProviderResolver
+
+log = structlog.get_logger(__name__)
+
+_REQUEUE_PAUSE_S = 1.0  # keeps a failing dependency from turning redelivery into a hot loop
+
+
+class ChannelWorker:
+    """Consumes one channel's queue; resources are built in `start` and passed down."""
+
+    def __init__(self, settings: Settings, channel: Channel) -> None:
+        self.settings = settings
+        self.channel = channel
+        self.worker_id = (
+            f"{socket.gethostname()}:{os.getpid()}:{channel.value}:{uuid.uuid4().hex[:6]}"
+        )
+        self._db: Database | None = None
+        self._broker: Broker | None = None
+        self._http: httpx.AsyncClient | None = None
+        self._resolver: ProviderResolver | None = None
+        self._handler: DeliveryHandler | None = None
+        self._channel: AbstractChannel | None = None
+        self._queue: AbstractQueue | None = None
+        self._consumer_tag: str | None = None
+        self._in_flight: set[asyncio.Task[None]] = set()
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    async def start(self) -> None:
+        """Connect, declare, and begin consuming."""
+        s = self.settings
+        self._db = connect_database(
+            url=s.mongodb_url, name=s.database_name, timeout_ms=s.mongo_timeout_ms
+        )
+        await self._db.ensure_indexes()
+        self._broker = Broker(
+            url=s.rabbitmq_url, topology=Topology(s.prefix), publish_timeout_s=s.publish_timeout_s
+        )
+        await self._broker.connect()
+        # DESIGN.md §8: httpx grows expensive above ~32 requests in flight per client.
+        self._http = httpx.AsyncClient(
+            limits=httpx.Limits(max_connections=32, max_keepalive_connections=32),
+            timeout=s.provider_timeout_s,
+        )
+        self._resolver = ProviderResolver(
+            db=self._db,
+            cipher=CredentialCipher(s.secret_key),
+            http=self._http,
+            timeout_s=s.provider_timeout_s,
+            sandbox_default=s.sandbox_default,
+        )
+        self._handler = DeliveryHandler(
+            db=self._db,
+            broker=self._broker,
+            resolver=self._resolver,
+            channel=self.channel,
+            worker_id=self.worker_id,
+            lease_s=s.worker_lease_s,
+        )
+        self._channel = await self._broker.connection.channel()
+        await self._channel.set_qos(prefetch_count=s.worker_prefetch)
+        self._queue = await self._channel.get_queue(
+            self._broker.topology.queue(self.channel), ensure=False
+        )
+        self._consumer_tag = await self._queue.consume(self._on_message, no_ack=False)
+        log.info(
+            "worker_started",
+            channel=self.channel.value,
+            worker=self.worker_id,
+            prefetch=s.worker_prefetch,
+        )
+
+    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._in_flight.add(task)
+        self._idle.clear()
+        try:
+            await self._process(message)
+        finally:
+            self._in_flight.discard(task)
+            if not self._in_flight:
+                self._idle.set()
+
+    async def _process(self, message: AbstractIncomingMessage) -> None:
+        assert self._handler is not None
+        headers = message.headers or {}
+        structlog.contextvars.bind_contextvars(
+            channel=self.channel.value,
+            correlation_id=message.correlation_id or headers.get("correlation_id"),
+            attempt=headers.get("attempt"),
+        )
+        try:
+            try:
+                body = orjson.loads(message.body)
+            except orjson.JSONDecodeError:
+                log.error("message_not_json", size=len(message.body))
+                await message.ack()
+                return
+            structlog.contextvars.bind_contextvars(
+                notification_id=body.get("notification_id"), tenant_id=body.get("tenant_id")
+            )
+            try:
+                disposition = await self._handler.handle(body)
+            except Exception:
+                log.exception("handler_failed")
+                disposition = Disposition.REQUEUE
+            if disposition is Disposition.ACK:
+                await message.ack()
+            else:
+                await asyncio.sleep(_REQUEUE_PAUSE_S)
+                await message.nack(requeue=True)
+        finally:
+            structlog.contextvars.unbind_contextvars(
+                "channel", "correlation_id", "attempt", "notification_id", "tenant_id"
+            )
+
+    async def stop(self, *, timeout_s: float = 30.0) -> None:
+        """Stop taking work, let in-flight deliveries finish (bounded), then close."""
+        if self._queue is not None and self._consumer_tag is not None:
+            try:
+                await self._queue.cancel(self._consumer_tag)
+            except Exception as exc:  # the channel may already be gone; unacked messages requeue
+                log.warning("consumer_cancel_failed", error=repr(exc))
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout=timeout_s)
+        except TimeoutError:
+            log.warning("worker_stop_timeout", in_flight=len(self._in_flight))
+        if self._resolver is not None:
+            await self._resolver.aclose()
+        if self._http is not None:
+            await self._http.aclose()
+        if self._broker is not None:
+            await self._broker.close()
+        if self._db is not None:
+            await self._db.close()
+        log.info("worker_stopped", worker=self.worker_id)
