@@ -7,7 +7,9 @@ from typing import Any
 
 
 def _field(loc: Sequence[Any]) -> str:
-    parts = [str(p) for p in loc if p != "body"]
+    parts = [str(p) for p in loc]
+    if parts and parts[0] == "body":  # FastAPI's prefix for the request body, not a field
+        parts = parts[1:]
     out = ""
     for part in parts:
         if part.isdigit():
@@ -63,7 +65,7 @@ def describe_error(error: dict[str, Any]) -> str:
     if kind == "bool_type" or kind == "bool_parsing":
         return f"{field} must be a boolean"
     if kind in ("enum", "literal_error"):
-        expected = str(ctx.get("expected", "")).replace("'", "")
+        expected = str(ctx.get("expected", "")).replace("'", "").replace(" or ", ", ")
         return f"{field} must be one of the following values: {expected}"
     if kind == "uuid_parsing" or kind == "uuid_type":
         return f"{field} must be a valid UUID"

@@ -86,16 +86,12 @@ class SubscribersRepo(Repo):
 
     async def add_device(self, *, tenant_id: str, subscriber_id: str, device: Doc) -> bool:
         """Register a push token (replacing an earlier entry of the same token or device)."""
-        await self.col.update_one(
-            {"tenant_id": tenant_id, "subscriber_id": subscriber_id},
-            {
-                "$pull": {
-                    "devices": {
-                        "$or": [{"token": device["token"]}, {"device_id": device["device_id"]}]
-                    }
-                }
-            },
-        )
+        # Two pulls, not one `$pull` with `$or`: SecantusDB rejects `$or` inside `$pull`.
+        for match in ({"token": device["token"]}, {"device_id": device["device_id"]}):
+            await self.col.update_one(
+                {"tenant_id": tenant_id, "subscriber_id": subscriber_id},
+                {"$pull": {"devices": match}},
+            )
         result = await self.col.update_one(
             {"tenant_id": tenant_id, "subscriber_id": subscriber_id},
             {"$push": {"devices": device}, "$set": {"updated_at": utcnow()}},

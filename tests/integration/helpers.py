@@ -32,17 +32,23 @@ async def ok_rpc(tenant: Tenant, name: str, body: dict[str, Any], **kw: Any) -> 
     return data
 
 
-async def wait_final_status(tenant: Tenant, transaction_id: str, *, timeout_s: float = 20) -> dict[str, Any]:
+async def wait_final_status(
+    tenant: Tenant, transaction_id: str, *, timeout_s: float = 20
+) -> dict[str, Any]:
     """Poll get-delivery-status until the result is final."""
 
     async def probe() -> dict[str, Any] | None:
         data = await ok_rpc(tenant, "manage/get-delivery-status", {"transactionId": transaction_id})
         return data if data["result"] in FINAL_RESULTS else None
 
-    return await wait_for(probe, timeout_s=timeout_s, what=f"{transaction_id} to reach a final result")
+    return await wait_for(
+        probe, timeout_s=timeout_s, what=f"{transaction_id} to reach a final result"
+    )
 
 
-async def wait_notification(tenant: Tenant, notification_id: str, *, timeout_s: float = 20) -> dict[str, Any]:
+async def wait_notification(
+    tenant: Tenant, notification_id: str, *, timeout_s: float = 20
+) -> dict[str, Any]:
     """Poll GET /api/v1/notifications/{id} until its result is final."""
 
     async def probe() -> dict[str, Any] | None:

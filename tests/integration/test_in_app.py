@@ -24,4 +24,6 @@ async def test_in_app_send_is_delivered_to_the_inbox(system: System, tenant: Ten
     assert status["deliveredAt"] >= status["queuedAt"]
     assert system.db is not None
     items = await system.db.inbox.list_for(tenant_id=tenant.tenant_id, subscriber_id="u-1")
-    assert [(i["title"], i["body"], i["data"]) for i in items] == [("Hi", "Welcome aboard", {"screen": "home"})]
+    assert [(i["title"], i["body"], i["data"]) for i in items] == [
+        ("Hi", "Welcome aboard", {"screen": "home"})
+    ]

@@ -1,0 +1,100 @@
+"""Nothing crosses tenants; scopes and the gateway headers are enforced."""
+
+from __future__ import annotations
+
+import httpx
+
+from tests.integration.helpers import ok_rpc, rpc, wait_final_status
+from tests.support import System, Tenant
+
+
+async def test_a_tenant_cannot_read_anothers_data(system: System, tenant: Tenant) -> None:
+    other = await system.new_tenant()
+    try:
+        await ok_rpc(
+            tenant, "manage/create-subscriber", {"userId": "shared-id", "subscriberData": {}}
+        )
+        await ok_rpc(
+            tenant,
+            "manage/configure-provider",
+            {
+                "providerType": "SENDGRID",
+                "credentials": {"apiKey": "SG.secret", "fromEmail": "a@b.co"},
+            },
+        )
+        sent = await ok_rpc(
+            tenant,
+            "manage/send",
+            {"userId": "shared-id", "channel": "IN_APP", "content": {"body": "private"}},
+        )
+        done = await wait_final_status(tenant, sent["transactionId"])
+        assert done["result"] == "DELIVERED"
+
+        assert (
+            await rpc(other, "manage/get-subscriber", {"userId": "shared-id"})
+        ).status_code == 404
+        listed = await ok_rpc(other, "manage/list-subscribers", {"page": 1, "pageSize": 50})
+        assert listed["subscribers"] == [] and listed["totalCount"] == 0
+        assert (await ok_rpc(other, "manage/get-providers", {}))["providers"] == []
+        status = await rpc(
+            other, "manage/get-delivery-status", {"transactionId": sent["transactionId"]}
+        )
+        assert status.status_code == 404
+        assert system.db is not None
+        record = (
+            await system.db.notifications.find_by_transaction(
+                tenant_id=tenant.tenant_id, transaction_id=sent["transactionId"]
+            )
+        )[0]
+        assert (await other.client.get(f"/api/v1/notifications/{record['_id']}")).status_code == 404
+        # The same user id in the other tenant is a different subscriber.
+        await ok_rpc(
+            other, "manage/create-subscriber", {"userId": "shared-id", "subscriberData": {}}
+        )
+        mine = await ok_rpc(tenant, "manage/list-subscribers", {})
+        assert mine["totalCount"] == 1
+    finally:
+        await other.client.aclose()
+
+
+async def test_tenant_header_must_match_the_key(tenant: Tenant) -> None:
+    response = await rpc(
+        tenant,
+        "get-registered-channels",
+        {},
+        headers={"X-User-ID": "u", "X-Tenant-ID": "someone-else"},
+    )
+    assert response.status_code == 403
+    assert response.json()["success"] is False
+
+
+async def test_manage_needs_an_admin_key(system: System) -> None:
+    sender = await system.new_tenant(scopes=("send",))
+    try:
+        response = await rpc(sender, "manage/list-subscribers", {})
+        assert response.status_code == 403
+        assert response.json()["error"] == ["this operation needs an admin API key"]
+    finally:
+        await sender.client.aclose()
+
+
+async def test_gateway_headers_alone_are_refused_unless_gateway_mode(system: System) -> None:
+    async with httpx.AsyncClient(base_url=system.base_url) as client:
+        response = await client.post(
+            "/api/v1/notifications/get-registered-channels",
+            json={},
+            headers={"X-User-ID": "u", "X-Tenant-ID": "t"},
+        )
+    assert response.status_code == 401
+
+
+async def test_user_rpcs_need_a_user(tenant: Tenant) -> None:
+    response = await rpc(tenant, "get-registered-channels", {})
+    assert response.status_code == 400
+    assert response.json()["error"] == ["X-User-ID header is required for this operation"]
+
+
+async def test_rpcs_not_built_yet_say_so(tenant: Tenant) -> None:
+    response = await rpc(tenant, "manage/send-scheduled", {})
+    assert response.status_code == 501
+    assert response.json()["error"] == "manage/send-scheduled is not built yet"
