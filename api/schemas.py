@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import re
 import zoneinfo
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 from shared.domain import Channel
 
@@ -74,6 +82,12 @@ class SendRequest(Strict):
     idempotencyKey: NonEmpty | None = None
     priority: int = Field(default=1, ge=1, le=5)
 
+    @model_validator(mode="after")
+    def _email_needs_a_subject(self) -> Self:
+        if self.channel == "EMAIL" and not (self.content.subject or self.content.title):
+            raise ValueError("content.subject or content.title is required for EMAIL")
+        return self
+
     @property
     def channel_enum(self) -> Channel:
         """The internal channel."""
@@ -89,6 +103,12 @@ class SendBulkRequest(Strict):
     content: Content
     idempotencyKey: NonEmpty | None = None
     priority: int = Field(default=1, ge=1, le=5)
+
+    @model_validator(mode="after")
+    def _email_needs_a_subject(self) -> Self:
+        if self.channel == "EMAIL" and not (self.content.subject or self.content.title):
+            raise ValueError("content.subject or content.title is required for EMAIL")
+        return self
 
     @property
     def channel_enum(self) -> Channel:

@@ -75,7 +75,7 @@ def describe_error(error: dict[str, Any]) -> str:
         return f"{field} is not an allowed field"
     if kind == "value_error":
         message = str(ctx.get("error", error.get("msg", "is invalid")))
-        return f"{field} {message}"
+        return message if field == "body" else f"{field} {message}"
     return f"{field}: {error.get('msg', 'is invalid')}"
 
 

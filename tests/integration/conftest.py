@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import pytest
+
+from tests.fakes.fcm import FakeFcm
+from tests.fakes.sendgrid import FakeSendGrid
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -10,3 +15,17 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "tests/integration" in str(item.path):
             item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture
+async def sendgrid() -> AsyncIterator[FakeSendGrid]:
+    """A fake SendGrid on 127.0.0.1 for one test."""
+    async with FakeSendGrid() as fake:
+        yield fake
+
+
+@pytest.fixture
+async def fcm() -> AsyncIterator[FakeFcm]:
+    """A fake FCM (and OAuth token endpoint) on 127.0.0.1 for one test."""
+    async with FakeFcm() as fake:
+        yield fake

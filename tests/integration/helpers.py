@@ -58,3 +58,34 @@ async def wait_notification(
         return data if data["result"] in FINAL_RESULTS else None
 
     return await wait_for(probe, timeout_s=timeout_s, what=f"{notification_id} to finish")
+
+
+async def configure_sendgrid(tenant: Tenant, fake_url: str, api_key: str, **extra: Any) -> None:
+    """Point the tenant's e-mail at a fake SendGrid."""
+    await ok_rpc(
+        tenant,
+        "manage/configure-provider",
+        {
+            "providerType": "SENDGRID",
+            "credentials": {
+                "apiKey": api_key,
+                "fromEmail": "noreply@acme.test",
+                "fromName": "Acme",
+            },
+            "endpoint": fake_url,
+            **extra,
+        },
+    )
+
+
+async def configure_fcm(tenant: Tenant, fake_url: str, service_account_json: str) -> None:
+    """Point the tenant's push at a fake FCM."""
+    await ok_rpc(
+        tenant,
+        "manage/configure-provider",
+        {
+            "providerType": "FCM",
+            "credentials": {"serviceAccountJson": service_account_json},
+            "endpoint": fake_url,
+        },
+    )

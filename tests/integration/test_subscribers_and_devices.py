@@ -43,7 +43,8 @@ async def test_subscriber_lifecycle(tenant: Tenant) -> None:
         await ok_rpc(tenant, "manage/create-subscriber", {"userId": f"user-{i}"})
     page = await ok_rpc(tenant, "manage/list-subscribers", {"page": 2, "pageSize": 2})
     assert [s["userId"] for s in page["subscribers"]] == ["user-3", "user-4"]
-    assert page["totalCount"] == 5 and page["hasMore"] is True
+    assert page["totalCount"] == 5
+    assert page["hasMore"] is True
 
     assert (await ok_rpc(tenant, "manage/delete-subscriber", {"userId": "user-1"}))[
         "deleted"

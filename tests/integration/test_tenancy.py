@@ -34,7 +34,8 @@ async def test_a_tenant_cannot_read_anothers_data(system: System, tenant: Tenant
             await rpc(other, "manage/get-subscriber", {"userId": "shared-id"})
         ).status_code == 404
         listed = await ok_rpc(other, "manage/list-subscribers", {"page": 1, "pageSize": 50})
-        assert listed["subscribers"] == [] and listed["totalCount"] == 0
+        assert listed["subscribers"] == []
+        assert listed["totalCount"] == 0
         assert (await ok_rpc(other, "manage/get-providers", {}))["providers"] == []
         status = await rpc(
             other, "manage/get-delivery-status", {"transactionId": sent["transactionId"]}

@@ -45,11 +45,12 @@ def test_status_results_follow_the_seed() -> None:
     assert Status.PROCESSING.result == "SENT"
     assert Status.RETRYING.result == "SENT"
     assert Status.INVALID_CREDENTIAL.result == "INVALID_CREDENTIAL"
-    assert Status.DELIVERED.is_final and not Status.QUEUED.is_final
-    assert Channel.from_api("IN_APP") is Channel.IN_APP and Channel.IN_APP.api_name == "IN_APP"
-    assert (
-        ProviderType.SENDGRID.channel is Channel.EMAIL and ProviderType.FCM.channel is Channel.PUSH
-    )
+    assert Status.DELIVERED.is_final
+    assert not Status.QUEUED.is_final
+    assert Channel.from_api("IN_APP") is Channel.IN_APP
+    assert Channel.IN_APP.api_name == "IN_APP"
+    assert ProviderType.SENDGRID.channel is Channel.EMAIL
+    assert ProviderType.FCM.channel is Channel.PUSH
 
 
 def test_ids_are_unique_and_time_ordered() -> None:
