@@ -127,7 +127,11 @@ class System:
         """Start the API, wait until it listens, then the workers."""
         port = free_port()
         config = uvicorn.Config(
-            create_app(self.settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on"
+            create_app(self.settings),
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            lifespan="on",
         )
         self._server = uvicorn.Server(config)
         self._server_task = asyncio.create_task(self._server.serve())
@@ -159,7 +163,9 @@ class System:
         assert self.db is not None
         tenant_id = f"tenant-{secrets.token_hex(4)}"
         key = f"nk_test_{secrets.token_urlsafe(16)}"
-        await self.db.api_keys.ensure(key=key, tenant_id=tenant_id, scopes=list(scopes), name="test")
+        await self.db.api_keys.ensure(
+            key=key, tenant_id=tenant_id, scopes=list(scopes), name="test"
+        )
         client = httpx.AsyncClient(
             base_url=self.base_url, headers={"Authorization": f"Bearer {key}"}, timeout=15
         )
