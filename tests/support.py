@@ -142,7 +142,9 @@ class System:
             await asyncio.sleep(0.02)
         self.base_url = f"http://127.0.0.1:{port}"
         s = self.settings
-        self.db = connect_database(url=s.mongodb_url, name=s.database_name, timeout_ms=5000)
+        self.db = connect_database(
+            url=s.mongodb_url, name=s.database_name, timeout_ms=s.mongo_timeout_ms
+        )
         for channel in channels:
             worker = ChannelWorker(self.settings, channel)
             await worker.start()
@@ -202,3 +204,45 @@ async def drop_database(url: str, name: str) -> None:
 def env(name: str) -> str | None:
     """A test-harness environment variable (tests are an entry point, like `main`)."""
     return os.environ.get(name) or None
+
+
+class TcpProxy:
+    """A real TCP relay on 127.0.0.1 that a test can cut and restore, to stage an outage."""
+
+    def __init__(self, target_host: str, target_port: int) -> None:
+        self.target = (target_host, target_port)
+        self.port = free_port()
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+
+    async def start(self) -> None:
+        """Listen and relay."""
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", self.port)
+
+    async def cut(self) -> None:
+        """Stop listening and drop every relayed connection."""
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+        for writer in list(self._writers):
+            writer.close()
+        self._writers.clear()
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self.target)
+        except OSError:
+            writer.close()
+            return
+        self._writers |= {writer, up_writer}
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(OSError, asyncio.CancelledError):
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            dst.close()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+        self._writers -= {writer, up_writer}
