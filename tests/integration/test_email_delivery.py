@@ -55,7 +55,7 @@ def _seed_request(request_id: str) -> dict[str, Any]:
 
 
 async def test_seed_example_is_delivered_with_the_rendered_mail(
-    tenant: Tenant, sendgrid: FakeSendGrid
+    system: System, tenant: Tenant, sendgrid: FakeSendGrid
 ) -> None:
     await _seed_setup(tenant, sendgrid)
     response = await tenant.client.post(
@@ -86,6 +86,12 @@ async def test_seed_example_is_delivered_with_the_rendered_mail(
     )
     assert mail["from"] == {"email": "noreply@acme.test", "name": "Acme"}
     assert mail["custom_args"]["notification_id"] == body["data"]["notification_id"]
+    assert system.db is not None
+    record = await system.db.notifications.get(
+        tenant_id=tenant.tenant_id, notification_id=body["data"]["notification_id"]
+    )
+    assert record is not None
+    assert record["correlation_id"] == "corr-seed-1"  # carried to the worker in the headers
 
 
 async def test_same_request_id_returns_the_same_id_and_sends_once(

@@ -1,0 +1,172 @@
+"""The declared topology, the delay levels and the lease guard, on the real broker."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+import aio_pika
+import pytest
+
+from api.sending import message_body, new_record
+from shared.db.base import utcnow
+from shared.domain import Channel, Status
+from shared.messaging.broker import Broker
+from shared.messaging.topology import Topology
+from shared.settings import Settings
+from tests.integration.helpers import ok_rpc
+from tests.support import System, Tenant, wait_for
+
+
+async def test_queues_exist_with_their_arguments(system: System, settings: Settings) -> None:
+    topology = Topology(settings.prefix)
+    connection = await aio_pika.connect(settings.rabbitmq_url)
+    async with connection:
+        channel = await connection.channel()
+        # Same arguments: an idempotent re-declare. Different ones: the broker refuses.
+        await channel.declare_queue(
+            topology.queue(Channel.EMAIL),
+            durable=True,
+            arguments={"x-queue-version": 2, "x-max-priority": 5},
+        )
+        await channel.declare_queue(
+            topology.dlq(Channel.PUSH), durable=True, arguments={"x-queue-type": "quorum"}
+        )
+        with pytest.raises(aio_pika.exceptions.ChannelPreconditionFailed):
+            await channel.declare_queue(
+                topology.queue(Channel.EMAIL),
+                durable=True,
+                arguments={"x-queue-version": 2, "x-max-priority": 10},
+            )
+        channel = await connection.channel()
+        with pytest.raises(aio_pika.exceptions.ChannelPreconditionFailed):
+            await channel.declare_queue(topology.dlq(Channel.PUSH), durable=True)
+        channel = await connection.channel()
+        for name in topology.all_queues():
+            await channel.declare_queue(name, passive=True)  # every one is there
+
+
+async def _in_app_record(system: System, tenant: Tenant, **fields: object) -> dict[str, object]:
+    await ok_rpc(tenant, "manage/create-subscriber", {"userId": "u1", "subscriberData": {}})
+    record = new_record(
+        tenant_id=tenant.tenant_id,
+        channel=Channel.IN_APP,
+        recipient="u1",
+        category="TRANSACTIONAL",
+        priority=1,
+        transaction_id="txn-x",
+        correlation_id="corr-x",
+        source="test",
+        content={"body": "hello"},
+    )
+    record.update(fields)
+    assert system.db is not None
+    await system.db.notifications.col.insert_one(record)
+    return record
+
+
+async def _status(system: System, tenant: Tenant, notification_id: str) -> dict[str, object]:
+    assert system.db is not None
+    doc = await system.db.notifications.get(
+        tenant_id=tenant.tenant_id, notification_id=notification_id
+    )
+    assert doc is not None
+    return doc
+
+
+async def test_delayed_message_arrives_after_its_delay(
+    system: System, settings: Settings, tenant: Tenant
+) -> None:
+    record = await _in_app_record(system, tenant)
+    broker = Broker(
+        url=settings.rabbitmq_url, topology=Topology(settings.prefix), publish_timeout_s=5
+    )
+    await broker.connect()
+    try:
+        published = time.monotonic()
+        # 3 s = binary 11: the message waits in level 1 (2 s), then level 0 (1 s).
+        await broker.publish_notification(
+            channel=Channel.IN_APP,
+            body=message_body(record),
+            priority=1,
+            correlation_id=None,
+            delay_s=3,
+        )
+
+        async def delivered() -> dict[str, object] | None:
+            doc = await _status(system, tenant, str(record["_id"]))
+            return doc if doc["status"] == Status.DELIVERED.value else None
+
+        await wait_for(delivered, timeout_s=20, what="the delayed message")
+        assert time.monotonic() - published >= 2.9
+    finally:
+        await broker.close()
+
+
+async def test_a_live_lease_parks_the_message_until_it_expires(
+    system: System, settings: Settings, tenant: Tenant
+) -> None:
+    lease_until = utcnow() + timedelta(seconds=2)
+    record = await _in_app_record(
+        system, tenant, status=Status.PROCESSING.value, worker="ghost", lease_until=lease_until
+    )
+    broker = Broker(
+        url=settings.rabbitmq_url, topology=Topology(settings.prefix), publish_timeout_s=5
+    )
+    await broker.connect()
+    try:
+        await broker.publish_notification(
+            channel=Channel.IN_APP, body=message_body(record), priority=1, correlation_id=None
+        )
+
+        async def delivered() -> dict[str, object] | None:
+            doc = await _status(system, tenant, str(record["_id"]))
+            return doc if doc["status"] == Status.DELIVERED.value else None
+
+        doc = await wait_for(delivered, timeout_s=20, what="the parked message to be taken over")
+        assert doc["worker"] != "ghost"
+        processing_at = doc["processing_at"]
+        assert isinstance(processing_at, type(lease_until))
+        assert processing_at >= lease_until  # nobody touched it while the lease was live
+    finally:
+        await broker.close()
+
+
+async def test_a_final_record_is_never_sent_again(
+    system: System, settings: Settings, tenant: Tenant
+) -> None:
+    record = await _in_app_record(system, tenant, status=Status.CANCELLED.value)
+    broker = Broker(
+        url=settings.rabbitmq_url, topology=Topology(settings.prefix), publish_timeout_s=5
+    )
+    await broker.connect()
+    try:
+        await broker.publish_notification(
+            channel=Channel.IN_APP, body=message_body(record), priority=1, correlation_id=None
+        )
+        # A second, live message behind it proves the first was consumed (and dropped).
+        live = await ok_rpc(
+            tenant, "manage/send", {"userId": "u1", "channel": "IN_APP", "content": {"body": "b"}}
+        )
+        db = system.db
+        assert db is not None
+
+        async def live_delivered() -> bool:
+            docs = await db.notifications.find_by_transaction(
+                tenant_id=tenant.tenant_id, transaction_id=live["transactionId"]
+            )
+            return bool(docs[0]["status"] == Status.DELIVERED.value)
+
+        await wait_for(live_delivered, what="the live message")
+        doc = await _status(system, tenant, str(record["_id"]))
+        assert doc["status"] == Status.CANCELLED.value
+        assert doc["attempts"] == []
+        # The guard itself, whatever the message timing: a final record cannot be claimed.
+        claimed = await db.notifications.claim(
+            tenant_id=tenant.tenant_id, notification_id=str(record["_id"]), worker="w", lease_s=60
+        )
+        assert claimed is False
+        items = await db.inbox.list_for(tenant_id=tenant.tenant_id, subscriber_id="u1")
+        assert [i["body"] for i in items] == ["b"]
+    finally:
+        await broker.close()
