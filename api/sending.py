@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
 from typing import Any
 
 import structlog
@@ -14,6 +12,7 @@ from shared.db.base import Doc, utcnow
 from shared.domain import Channel, Status
 from shared.errors import BrokerUnavailable
 from shared.ids import new_id
+from shared.messaging.messages import deliver_message_for
 
 log = structlog.get_logger(__name__)
 
@@ -66,18 +65,6 @@ def new_record(
     return doc
 
 
-def message_body(doc: Doc) -> dict[str, Any]:
-    """The small message on the queue; the record stays the source of truth."""
-    return {
-        "v": 1,
-        "notification_id": doc["_id"],
-        "tenant_id": doc["tenant_id"],
-        "channel": doc["channel"],
-        "attempt": len(doc.get("attempts", [])) + 1,
-        "kind": "deliver",
-    }
-
-
 def _needs_publish(doc: Doc, created: bool) -> bool:
     # A record stored by an earlier call whose publish was never confirmed is published
     # again now: the status guard in the worker makes a second message harmless.
@@ -93,7 +80,6 @@ class Sender:
     async def submit_one(self, doc: Doc) -> tuple[Doc, bool]:
         """Store and publish one record; returns the stored record and whether it is new."""
         stored, created = await self._ctx.db.notifications.insert(doc)
-        self._failpoint("api_after_record_write")
         if _needs_publish(stored, created):
             await self._publish([stored])
         return stored, created
@@ -101,7 +87,6 @@ class Sender:
     async def submit_many(self, docs: list[Doc]) -> list[Doc]:
         """Store a batch in one write and publish it with pipelined confirms."""
         stored = await self._ctx.db.notifications.insert_many(docs)
-        self._failpoint("api_after_record_write")
         new_ids = {d["_id"] for d in docs}
         pending = [d for d in stored if _needs_publish(d, d["_id"] in new_ids)]
         if pending:
@@ -114,7 +99,7 @@ class Sender:
             *(
                 broker.publish_notification(
                     channel=Channel(d["channel"]),
-                    body=message_body(d),
+                    body=deliver_message_for(d),
                     priority=d["priority"],
                     correlation_id=d.get("correlation_id"),
                 )
@@ -139,8 +124,3 @@ class Sender:
             if isinstance(first, BrokerUnavailable):
                 raise first
             raise BrokerUnavailable(f"publish failed: {first!r}") from first
-
-    def _failpoint(self, name: str) -> None:
-        # Fault tests crash the API exactly here to prove the sweep recovers the record.
-        if self._ctx.settings.failpoint == name:
-            os.kill(os.getpid(), signal.SIGKILL)

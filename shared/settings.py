@@ -39,7 +39,6 @@ class Settings(BaseSettings):
     worker_lease_s: int = 60
     provider_timeout_s: float = 10.0
     bulk_max_recipients: int = 100
-    failpoint: str | None = None
 
     @model_validator(mode="after")
     def _refuse_placeholder_secret(self) -> Settings:

@@ -15,6 +15,7 @@ from shared.db.client import Database
 from shared.domain import Channel, Status
 from shared.errors import ValidationFailed
 from shared.messaging.broker import Broker
+from shared.messaging.messages import deliver_message_for
 from shared.providers.base import DeliveryResult, OutboundMessage, Outcome
 from shared.rendering import TEMPLATE_FIELDS, render_fields
 from workers.providers import ProviderResolver, ResolvedProvider
@@ -136,14 +137,7 @@ class DeliveryHandler:
             wait_s = max(1, int((lease - datetime.now(UTC)).total_seconds()) + 1)
             await self._broker.publish_notification(
                 channel=self._channel,
-                body={
-                    "v": 1,
-                    "notification_id": notification_id,
-                    "tenant_id": tenant_id,
-                    "channel": self._channel.value,
-                    "attempt": 1,
-                    "kind": "deliver",
-                },
+                body=deliver_message_for(doc),
                 priority=int(doc.get("priority", 1)),
                 correlation_id=doc.get("correlation_id"),
                 delay_s=wait_s,

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING, IndexModel
+from pymongo import ASCENDING, IndexModel
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from shared.db.base import Doc, Repo, utcnow
@@ -169,13 +169,3 @@ class NotificationsRepo(Repo):
             {"$set": update, "$unset": {"lease_until": ""}, "$push": {"attempts": attempt}},
         )
         return result.modified_count == 1
-
-    async def list_recent(
-        self, *, tenant_id: str, since: datetime | None = None, limit: int = 50
-    ) -> list[Doc]:
-        """Newest first, for dashboards."""
-        query: Doc = {"tenant_id": tenant_id}
-        if since is not None:
-            query["created_at"] = {"$gte": since}
-        cursor = self.col.find(query).sort("created_at", DESCENDING).limit(limit)
-        return [d async for d in cursor]

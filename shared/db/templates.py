@@ -80,14 +80,12 @@ class TemplatesRepo(Repo):
             "environment": ENVIRONMENT,
             "template_code": template_code,
         }
-        versions = [d async for d in self.col.find(query).sort("version", DESCENDING).limit(200)]
-        if not versions:
-            return None
-        for wanted in (locale, None):
-            for doc in versions:
-                if doc.get("locale") == wanted:
-                    return doc
-        return versions[0]
+        newest = [("version", DESCENDING)]
+        for wanted in dict.fromkeys((locale, None)):
+            doc = await self.col.find_one({**query, "locale": wanted}, sort=newest)
+            if doc is not None:
+                return doc
+        return await self.col.find_one(query, sort=newest)
 
     async def list_latest(self, *, tenant_id: str) -> list[Doc]:
         """The latest version of every template code."""

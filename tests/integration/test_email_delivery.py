@@ -38,6 +38,26 @@ async def _seed_setup(tenant: Tenant, sendgrid: FakeSendGrid) -> None:
     )
 
 
+async def _email_user(
+    tenant: Tenant, sendgrid: FakeSendGrid, api_key: str = DEFAULT_API_KEY
+) -> None:
+    """SendGrid configured (with `api_key`) and subscriber u1 with an address."""
+    await configure_sendgrid(tenant, sendgrid.url, api_key)
+    await ok_rpc(
+        tenant, "manage/create-subscriber", {"userId": "u1", "subscriberData": {"email": "u1@x.io"}}
+    )
+
+
+async def _send_to_u1(tenant: Tenant) -> dict[str, Any]:
+    """manage/send an e-mail to u1 and wait for its final status."""
+    sent = await ok_rpc(
+        tenant,
+        "manage/send",
+        {"userId": "u1", "channel": "EMAIL", "content": {"title": "T", "body": "x"}},
+    )
+    return await wait_final_status(tenant, sent["transactionId"])
+
+
 def _seed_request(request_id: str) -> dict[str, Any]:
     return {
         "notification_type": "email",
@@ -143,16 +163,8 @@ async def test_manage_send_idempotency_key_returns_the_first_transaction(
 async def test_our_rejected_key_is_failed_provider_auth(
     tenant: Tenant, sendgrid: FakeSendGrid
 ) -> None:
-    await configure_sendgrid(tenant, sendgrid.url, "SG.revoked")
-    await ok_rpc(
-        tenant, "manage/create-subscriber", {"userId": "u1", "subscriberData": {"email": "u1@x.io"}}
-    )
-    sent = await ok_rpc(
-        tenant,
-        "manage/send",
-        {"userId": "u1", "channel": "EMAIL", "content": {"title": "T", "body": "x"}},
-    )
-    status = await wait_final_status(tenant, sent["transactionId"])
+    await _email_user(tenant, sendgrid, api_key="SG.revoked")
+    status = await _send_to_u1(tenant)
     assert status["result"] == "FAILED"
     assert status["failureReason"] == "provider_auth"
     assert sendgrid.mails == []
@@ -161,21 +173,13 @@ async def test_our_rejected_key_is_failed_provider_auth(
 async def test_429_is_rate_limited_with_the_retry_after_kept(
     system: System, tenant: Tenant, sendgrid: FakeSendGrid
 ) -> None:
-    await configure_sendgrid(tenant, sendgrid.url, DEFAULT_API_KEY)
-    await ok_rpc(
-        tenant, "manage/create-subscriber", {"userId": "u1", "subscriberData": {"email": "u1@x.io"}}
-    )
+    await _email_user(tenant, sendgrid)
     sendgrid.script_rate_limit(reset_in_s=30)
-    sent = await ok_rpc(
-        tenant,
-        "manage/send",
-        {"userId": "u1", "channel": "EMAIL", "content": {"title": "T", "body": "x"}},
-    )
-    status = await wait_final_status(tenant, sent["transactionId"])
+    status = await _send_to_u1(tenant)
     assert status["result"] == "RATE_LIMITED"
     assert system.db is not None
     [record] = await system.db.notifications.find_by_transaction(
-        tenant_id=tenant.tenant_id, transaction_id=sent["transactionId"]
+        tenant_id=tenant.tenant_id, transaction_id=status["transactionId"]
     )
     assert 25 <= record["retry_after_s"] <= 31
 
@@ -183,17 +187,9 @@ async def test_429_is_rate_limited_with_the_retry_after_kept(
 async def test_permanent_refusal_is_failed_with_the_providers_words(
     tenant: Tenant, sendgrid: FakeSendGrid
 ) -> None:
-    await configure_sendgrid(tenant, sendgrid.url, DEFAULT_API_KEY)
-    await ok_rpc(
-        tenant, "manage/create-subscriber", {"userId": "u1", "subscriberData": {"email": "u1@x.io"}}
-    )
+    await _email_user(tenant, sendgrid)
     sendgrid.script_error(400, "The from address does not match a verified Sender Identity.")
-    sent = await ok_rpc(
-        tenant,
-        "manage/send",
-        {"userId": "u1", "channel": "EMAIL", "content": {"title": "T", "body": "x"}},
-    )
-    status = await wait_final_status(tenant, sent["transactionId"])
+    status = await _send_to_u1(tenant)
     assert status["result"] == "FAILED"
     assert status["failureReason"] == "bad_request"
     assert "verified Sender Identity" in status["attempts"][0]["detail"]

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import aio_pika
 import pytest
 
-from api.sending import message_body, new_record
+from api.sending import new_record
 from shared.db.base import utcnow
 from shared.domain import Channel, Status
 from shared.messaging.broker import Broker
+from shared.messaging.messages import deliver_message_for
 from shared.messaging.topology import Topology
 from shared.settings import Settings
 from tests.integration.helpers import ok_rpc
@@ -46,6 +48,19 @@ async def test_queues_exist_with_their_arguments(system: System, settings: Setti
             await channel.declare_queue(name, passive=True)  # every one is there
 
 
+@pytest.fixture
+async def broker(system: System, settings: Settings) -> AsyncIterator[Broker]:
+    """A publisher of our own, as another API instance would be."""
+    publisher = Broker(
+        url=settings.rabbitmq_url, topology=Topology(settings.prefix), publish_timeout_s=5
+    )
+    await publisher.connect()
+    try:
+        yield publisher
+    finally:
+        await publisher.close()
+
+
 async def _in_app_record(system: System, tenant: Tenant, **fields: object) -> dict[str, object]:
     await ok_rpc(tenant, "manage/create-subscriber", {"userId": "u1", "subscriberData": {}})
     record = new_record(
@@ -75,98 +90,77 @@ async def _status(system: System, tenant: Tenant, notification_id: str) -> dict[
 
 
 async def test_delayed_message_arrives_after_its_delay(
-    system: System, settings: Settings, tenant: Tenant
+    broker: Broker, system: System, settings: Settings, tenant: Tenant
 ) -> None:
     record = await _in_app_record(system, tenant)
-    broker = Broker(
-        url=settings.rabbitmq_url, topology=Topology(settings.prefix), publish_timeout_s=5
+    published = time.monotonic()
+    # 3 s = binary 11: the message waits in level 1 (2 s), then level 0 (1 s).
+    await broker.publish_notification(
+        channel=Channel.IN_APP,
+        body=deliver_message_for(record),
+        priority=1,
+        correlation_id=None,
+        delay_s=3,
     )
-    await broker.connect()
-    try:
-        published = time.monotonic()
-        # 3 s = binary 11: the message waits in level 1 (2 s), then level 0 (1 s).
-        await broker.publish_notification(
-            channel=Channel.IN_APP,
-            body=message_body(record),
-            priority=1,
-            correlation_id=None,
-            delay_s=3,
-        )
 
-        async def delivered() -> dict[str, object] | None:
-            doc = await _status(system, tenant, str(record["_id"]))
-            return doc if doc["status"] == Status.DELIVERED.value else None
+    async def delivered() -> dict[str, object] | None:
+        doc = await _status(system, tenant, str(record["_id"]))
+        return doc if doc["status"] == Status.DELIVERED.value else None
 
-        await wait_for(delivered, timeout_s=20, what="the delayed message")
-        assert time.monotonic() - published >= 2.9
-    finally:
-        await broker.close()
+    await wait_for(delivered, timeout_s=20, what="the delayed message")
+    assert time.monotonic() - published >= 2.9
 
 
 async def test_a_live_lease_parks_the_message_until_it_expires(
-    system: System, settings: Settings, tenant: Tenant
+    broker: Broker, system: System, settings: Settings, tenant: Tenant
 ) -> None:
     lease_until = utcnow() + timedelta(seconds=2)
     record = await _in_app_record(
         system, tenant, status=Status.PROCESSING.value, worker="ghost", lease_until=lease_until
     )
-    broker = Broker(
-        url=settings.rabbitmq_url, topology=Topology(settings.prefix), publish_timeout_s=5
+    await broker.publish_notification(
+        channel=Channel.IN_APP, body=deliver_message_for(record), priority=1, correlation_id=None
     )
-    await broker.connect()
-    try:
-        await broker.publish_notification(
-            channel=Channel.IN_APP, body=message_body(record), priority=1, correlation_id=None
-        )
 
-        async def delivered() -> dict[str, object] | None:
-            doc = await _status(system, tenant, str(record["_id"]))
-            return doc if doc["status"] == Status.DELIVERED.value else None
+    async def delivered() -> dict[str, object] | None:
+        doc = await _status(system, tenant, str(record["_id"]))
+        return doc if doc["status"] == Status.DELIVERED.value else None
 
-        doc = await wait_for(delivered, timeout_s=20, what="the parked message to be taken over")
-        assert doc["worker"] != "ghost"
-        processing_at = doc["processing_at"]
-        assert isinstance(processing_at, type(lease_until))
-        assert processing_at >= lease_until  # nobody touched it while the lease was live
-    finally:
-        await broker.close()
+    doc = await wait_for(delivered, timeout_s=20, what="the parked message to be taken over")
+    assert doc["worker"] != "ghost"
+    processing_at = doc["processing_at"]
+    assert isinstance(processing_at, type(lease_until))
+    assert processing_at >= lease_until  # nobody touched it while the lease was live
 
 
 async def test_a_final_record_is_never_sent_again(
-    system: System, settings: Settings, tenant: Tenant
+    broker: Broker, system: System, settings: Settings, tenant: Tenant
 ) -> None:
     record = await _in_app_record(system, tenant, status=Status.CANCELLED.value)
-    broker = Broker(
-        url=settings.rabbitmq_url, topology=Topology(settings.prefix), publish_timeout_s=5
+    await broker.publish_notification(
+        channel=Channel.IN_APP, body=deliver_message_for(record), priority=1, correlation_id=None
     )
-    await broker.connect()
-    try:
-        await broker.publish_notification(
-            channel=Channel.IN_APP, body=message_body(record), priority=1, correlation_id=None
-        )
-        # A second, live message behind it proves the first was consumed (and dropped).
-        live = await ok_rpc(
-            tenant, "manage/send", {"userId": "u1", "channel": "IN_APP", "content": {"body": "b"}}
-        )
-        db = system.db
-        assert db is not None
+    # A second, live message behind it proves the first was consumed (and dropped).
+    live = await ok_rpc(
+        tenant, "manage/send", {"userId": "u1", "channel": "IN_APP", "content": {"body": "b"}}
+    )
+    db = system.db
+    assert db is not None
 
-        async def live_delivered() -> bool:
-            docs = await db.notifications.find_by_transaction(
-                tenant_id=tenant.tenant_id, transaction_id=live["transactionId"]
-            )
-            return bool(docs[0]["status"] == Status.DELIVERED.value)
-
-        await wait_for(live_delivered, what="the live message")
-        doc = await _status(system, tenant, str(record["_id"]))
-        assert doc["status"] == Status.CANCELLED.value
-        assert doc["attempts"] == []
-        # The guard itself, whatever the message timing: a final record cannot be claimed.
-        claimed = await db.notifications.claim(
-            tenant_id=tenant.tenant_id, notification_id=str(record["_id"]), worker="w", lease_s=60
+    async def live_delivered() -> bool:
+        docs = await db.notifications.find_by_transaction(
+            tenant_id=tenant.tenant_id, transaction_id=live["transactionId"]
         )
-        assert claimed is False
-        items = await db.inbox.list_for(tenant_id=tenant.tenant_id, subscriber_id="u1")
-        assert [i["body"] for i in items] == ["b"]
-    finally:
-        await broker.close()
+        return bool(docs[0]["status"] == Status.DELIVERED.value)
+
+    await wait_for(live_delivered, what="the live message")
+    doc = await _status(system, tenant, str(record["_id"]))
+    assert doc["status"] == Status.CANCELLED.value
+    assert doc["attempts"] == []
+    # The guard itself, whatever the message timing: a final record cannot be claimed.
+    claimed = await db.notifications.claim(
+        tenant_id=tenant.tenant_id, notification_id=str(record["_id"]), worker="w", lease_s=60
+    )
+    assert claimed is False
+    items = await db.inbox.list_for(tenant_id=tenant.tenant_id, subscriber_id="u1")
+    assert [i["body"] for i in items] == ["b"]

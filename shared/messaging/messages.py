@@ -1,0 +1,31 @@
+"""The message on a channel queue (DESIGN.md §4): small; the record is the source of truth."""
+
+from __future__ import annotations
+
+from typing import Any
+
+MESSAGE_VERSION = 1
+
+
+def deliver_message(
+    *, notification_id: str, tenant_id: str, channel: str, attempt: int
+) -> dict[str, Any]:
+    """Body of a `deliver` message."""
+    return {
+        "v": MESSAGE_VERSION,
+        "notification_id": notification_id,
+        "tenant_id": tenant_id,
+        "channel": channel,
+        "attempt": attempt,
+        "kind": "deliver",
+    }
+
+
+def deliver_message_for(record: dict[str, Any]) -> dict[str, Any]:
+    """The `deliver` message of a stored notification record."""
+    return deliver_message(
+        notification_id=record["_id"],
+        tenant_id=record["tenant_id"],
+        channel=record["channel"],
+        attempt=len(record.get("attempts", [])) + 1,
+    )
