@@ -268,3 +268,21 @@ async def test_email_without_subject_or_title_is_refused(system: System, tenant:
     )
     assert response.status_code == 400
     assert response.json()["error"] == ["content.subject or content.title is required for EMAIL"]
+
+
+async def test_one_worker_delivers_concurrently(tenant: Tenant, sendgrid: FakeSendGrid) -> None:
+    await _email_user(tenant, sendgrid)
+    sendgrid.hold()  # the provider answers nothing until released
+    sent = [
+        await ok_rpc(
+            tenant,
+            "manage/send",
+            {"userId": "u1", "channel": "EMAIL", "content": {"title": f"T{i}", "body": "x"}},
+        )
+        for i in range(5)
+    ]
+    # All five provider calls are in flight at once in the single e-mail worker.
+    await sendgrid.wait_for_requests(5, timeout_s=10)
+    sendgrid.release()
+    for s in sent:
+        assert (await wait_final_status(tenant, s["transactionId"]))["result"] == "DELIVERED"
