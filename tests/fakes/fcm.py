@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from tests.fakes.server import FakeServer, RecordedRequest, ScriptedAnswer, json_response
+from tests.fakes.server import FakeServer, RecordedRequest, json_response
 
 __all__ = ["FakeFcm", "fcm_error"]
 
@@ -228,7 +228,7 @@ class FakeFcm(FakeServer):
         times: int = 1,
     ) -> None:
         """Answer the next `times` sends with exactly this, whatever they contain."""
-        self._script(_SEND_ROUTE, ScriptedAnswer(status, body, dict(headers or {})), times=times)
+        self._script(_SEND_ROUTE, status, body=body, headers=headers, times=times)
 
     def script_error(
         self,
@@ -253,7 +253,7 @@ class FakeFcm(FakeServer):
         times: int = 1,
     ) -> None:
         """Answer the next `times` token requests with exactly this."""
-        self._script(_TOKEN_ROUTE, ScriptedAnswer(status, body, dict(headers or {})), times=times)
+        self._script(_TOKEN_ROUTE, status, body=body, headers=headers, times=times)
 
     async def _token(self, request: Request) -> Response:
         return await self._answer(request, route=_TOKEN_ROUTE, handle=self._grant, hold=False)

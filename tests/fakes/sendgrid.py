@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from tests.fakes.server import FakeServer, RecordedRequest, ScriptedAnswer, json_response
+from tests.fakes.server import FakeServer, RecordedRequest, json_response
 
 __all__ = ["DEFAULT_API_KEY", "FakeSendGrid", "sendgrid_errors"]
 
@@ -173,7 +173,7 @@ class FakeSendGrid(FakeServer):
         times: int = 1,
     ) -> None:
         """Answer the next `times` sends with exactly this, whatever they contain."""
-        self._script(_ROUTE, ScriptedAnswer(status, body, dict(headers or {})), times=times)
+        self._script(_ROUTE, status, body=body, headers=headers, times=times)
 
     def script_error(
         self,

@@ -196,9 +196,19 @@ class FakeServer:
             await self._arrived.wait_for(enough)
         return self.requests_to(path_suffix)
 
-    def _script(self, route: str, answer: ScriptedAnswer, *, times: int = 1) -> None:
+    def _script(
+        self,
+        route: str,
+        status: int,
+        *,
+        body: Any = None,
+        headers: Mapping[str, str] | None = None,
+        times: int = 1,
+    ) -> None:
+        """Queue `times` identical answers for `route`, served before any other handling."""
         if times < 1:
             raise ValueError("times must be at least 1")
+        answer = ScriptedAnswer(status, body, dict(headers or {}))
         self._scripts.setdefault(route, deque()).extend([answer] * times)
 
     def _next_scripted(self, route: str) -> ScriptedAnswer | None:

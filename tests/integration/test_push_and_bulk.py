@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from tests.fakes.fcm import FakeFcm
 from tests.fakes.sendgrid import DEFAULT_API_KEY, FakeSendGrid
 from tests.integration.helpers import (
@@ -21,6 +23,14 @@ async def _device(tenant: Tenant, user: str, token: str, device: str) -> None:
         {"fcmToken": token, "platform": "ANDROID", "deviceId": device},
         headers=tenant.user_headers(user),
     )
+
+
+async def _push_to_u1(tenant: Tenant) -> dict[str, Any]:
+    """manage/send a push to u1 and wait for its final status."""
+    sent = await ok_rpc(
+        tenant, "manage/send", {"userId": "u1", "channel": "PUSH", "content": {"body": "x"}}
+    )
+    return await wait_final_status(tenant, sent["transactionId"])
 
 
 async def test_push_via_manage_send_is_delivered(tenant: Tenant, fcm: FakeFcm) -> None:
@@ -67,10 +77,7 @@ async def test_unregistered_token_is_invalid_credential_and_removed(
     await configure_fcm(tenant, fcm.url, fcm.service_account_json())
     await _device(tenant, "u1", "token-dead", "old-phone")
     fcm.unregistered_tokens.add("token-dead")
-    sent = await ok_rpc(
-        tenant, "manage/send", {"userId": "u1", "channel": "PUSH", "content": {"body": "x"}}
-    )
-    status = await wait_final_status(tenant, sent["transactionId"])
+    status = await _push_to_u1(tenant)
     assert status["result"] == "INVALID_CREDENTIAL"
     assert status["failureReason"] == "UNREGISTERED"
     subscriber = await ok_rpc(tenant, "manage/get-subscriber", {"userId": "u1"})
@@ -86,10 +93,7 @@ async def test_one_dead_device_among_live_ones(tenant: Tenant, fcm: FakeFcm) -> 
     await _device(tenant, "u1", "token-live", "tablet")
     await _device(tenant, "u1", "token-bad", "watch")
     fcm.invalid_tokens.add("token-bad")
-    sent = await ok_rpc(
-        tenant, "manage/send", {"userId": "u1", "channel": "PUSH", "content": {"body": "x"}}
-    )
-    status = await wait_final_status(tenant, sent["transactionId"])
+    status = await _push_to_u1(tenant)
     assert status["result"] == "DELIVERED"
     devices = (await ok_rpc(tenant, "manage/get-subscriber", {"userId": "u1"}))["subscriber"][
         "devices"
@@ -102,10 +106,7 @@ async def test_refused_service_account_is_failed_provider_auth(
 ) -> None:
     await configure_fcm(tenant, fcm.url, fcm.service_account_json(registered=False))
     await _device(tenant, "u1", "token-good", "phone")
-    sent = await ok_rpc(
-        tenant, "manage/send", {"userId": "u1", "channel": "PUSH", "content": {"body": "x"}}
-    )
-    status = await wait_final_status(tenant, sent["transactionId"])
+    status = await _push_to_u1(tenant)
     assert (status["result"], status["failureReason"]) == ("FAILED", "provider_auth")
     assert fcm.messages == []
 
