@@ -68,7 +68,7 @@ def create_app(settings: Settings) -> FastAPI:
             topology=Topology(settings.prefix),
             publish_timeout_s=settings.publish_timeout_s,
         )
-        await db.ensure_indexes()
+        await db.wait_ready()
         if settings.bootstrap_api_key:
             await db.api_keys.ensure(
                 key=settings.bootstrap_api_key,

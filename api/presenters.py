@@ -132,6 +132,7 @@ def subscriber_view(doc: Doc) -> dict[str, Any]:
 def provider_view(doc: Doc) -> dict[str, Any]:
     """A provider config without its secrets."""
     return {
+        "providerId": doc.get("provider_id") or doc["provider_type"],
         "providerType": doc["provider_type"],
         "channel": Channel(doc["channel"]).api_name,
         "active": doc.get("active", False),

@@ -214,9 +214,21 @@ class EmptyRequest(Strict):
 
 
 class ConfigureProviderRequest(Strict):
-    """`manage/configure-provider`; `endpoint` and `priority` are our extensions."""
+    """`manage/configure-provider`; `providerId`, `endpoint` and `priority` are our extensions.
+
+    `providerId` names one configuration (default: the provider type), so a channel can have
+    several, e.g. two SendGrid accounts; the lowest `priority` is used first and the others
+    take over while its circuit is open.
+    """
 
     providerType: ApiProviderType
+    providerId: (
+        Annotated[
+            str,
+            StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"),
+        ]
+        | None
+    ) = None
     credentials: dict[str, Any]
     active: bool = True
     endpoint: (

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 from typing import Any
 
 import structlog
@@ -80,6 +82,7 @@ class Sender:
     async def submit_one(self, doc: Doc) -> tuple[Doc, bool]:
         """Store and publish one record; returns the stored record and whether it is new."""
         stored, created = await self._ctx.db.notifications.insert(doc)
+        self._failpoint_after_record_write()
         if _needs_publish(stored, created):
             await self._publish([stored])
         return stored, created
@@ -87,6 +90,7 @@ class Sender:
     async def submit_many(self, docs: list[Doc]) -> list[Doc]:
         """Store a batch in one write and publish it with pipelined confirms."""
         stored = await self._ctx.db.notifications.insert_many(docs)
+        self._failpoint_after_record_write()
         new_ids = {d["_id"] for d in docs}
         pending = [d for d in stored if _needs_publish(d, d["_id"] in new_ids)]
         if pending:
@@ -114,13 +118,32 @@ class Sender:
             )
         failures = [r for r in results if isinstance(r, BaseException)]
         if failures:
+            unconfirmed = [d["_id"] for d, r in zip(docs, results, strict=True) if r is not None]
+            discarded = await self._discard(docs[0]["tenant_id"], unconfirmed)
             log.warning(
                 "publish_unconfirmed",
                 unconfirmed=len(failures),
                 confirmed=len(confirmed),
+                discarded=discarded,
                 reason=str(failures[0]),
             )
             first = failures[0]
             if isinstance(first, BrokerUnavailable):
                 raise first
             raise BrokerUnavailable(f"publish failed: {first!r}") from first
+
+    async def _discard(self, tenant_id: str, notification_ids: list[str]) -> int | None:
+        """Best effort: if the database is down too, the sweep sends them later instead."""
+        try:
+            return await self._ctx.db.notifications.discard_unpublished(
+                tenant_id=tenant_id, notification_ids=notification_ids
+            )
+        except Exception as exc:
+            log.warning("discard_failed", error=repr(exc))
+            return None
+
+    def _failpoint_after_record_write(self) -> None:
+        """Test-only: die like `kill -9` between the record write and the publish."""
+        if self._ctx.settings.failpoint == "api_after_record_write":
+            log.warning("failpoint_crash", failpoint="api_after_record_write")
+            os.kill(os.getpid(), signal.SIGKILL)

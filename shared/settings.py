@@ -2,10 +2,25 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.domain import Channel
+
+Failpoint = Literal["api_after_record_write"]
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How often and how patiently one channel retries a transient failure."""
+
+    max_attempts: int
+    base_s: float
+    max_backoff_s: float
+
 
 _PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "dev-secret-key-change-me"}
 DEV_SECRET_KEY = "dev-secret-key-change-me"
@@ -40,11 +55,48 @@ class Settings(BaseSettings):
     provider_timeout_s: float = 10.0
     bulk_max_recipients: int = 100
 
+    # Retries (DESIGN.md §7 rule 4): full-jitter exponential backoff through the delay levels.
+    retry_max_attempts: int = Field(default=5, ge=1, le=100)
+    retry_base_s: float = Field(default=2.0, gt=0)
+    retry_max_backoff_s: float = Field(default=600.0, ge=1)
+    retry_max_attempts_by_channel: dict[Channel, int] = Field(default_factory=dict)
+    retry_max_backoff_s_by_channel: dict[Channel, float] = Field(default_factory=dict)
+    # Circuit breaker per (tenant, provider), per worker process.
+    circuit_failure_threshold: int = Field(default=5, ge=1)
+    circuit_cooldown_s: float = Field(default=30.0, gt=0)
+    circuit_max_wait_s: float = Field(default=24 * 3600.0, gt=0)
+    # Maintenance worker.
+    maintenance_interval_s: float = Field(default=5.0, gt=0)
+    outbox_grace_s: float = Field(default=30.0, gt=0)
+    overdue_grace_s: float = Field(default=30.0, gt=0)
+    maintenance_batch: int = Field(default=500, ge=1)
+    # Lifecycle.
+    shutdown_timeout_s: float = Field(default=30.0, gt=0)
+    # Test-only crash points; refused in production.
+    failpoint: Failpoint | None = None
+
     @model_validator(mode="after")
     def _refuse_placeholder_secret(self) -> Settings:
         if self.environment == "production" and self.secret_key in _PLACEHOLDER_SECRETS:
             raise ValueError("NOTIFY_SECRET_KEY must be set to a real secret in production")
+        if self.environment == "production" and self.failpoint is not None:
+            raise ValueError("NOTIFY_FAILPOINT crashes processes on purpose: not in production")
+        if self.outbox_grace_s <= self.publish_timeout_s:
+            raise ValueError(
+                "NOTIFY_OUTBOX_GRACE_S must exceed NOTIFY_PUBLISH_TIMEOUT_S, or the sweep "
+                "re-publishes records whose publish is still being confirmed"
+            )
         return self
+
+    def retry_policy(self, channel: Channel) -> RetryPolicy:
+        """The channel's retry policy: the defaults, overridden per channel where set."""
+        return RetryPolicy(
+            max_attempts=self.retry_max_attempts_by_channel.get(channel, self.retry_max_attempts),
+            base_s=self.retry_base_s,
+            max_backoff_s=self.retry_max_backoff_s_by_channel.get(
+                channel, self.retry_max_backoff_s
+            ),
+        )
 
     @property
     def database_name(self) -> str:

@@ -79,6 +79,14 @@ def settings(rabbitmq_url: str, mongodb_url: str) -> Settings:
         dev_endpoints=True,
         worker_prefetch=50,
         publish_timeout_s=5,
+        # Quick retries and circuits, so the reliability tests run in seconds.
+        retry_max_attempts=3,
+        retry_base_s=0.5,
+        retry_max_backoff_s=2,
+        circuit_failure_threshold=3,
+        circuit_cooldown_s=3,
+        outbox_grace_s=6,
+        overdue_grace_s=1,
         log_level="WARNING",
         log_json=True,
     )

@@ -1,23 +1,36 @@
-"""One message's fate: claim the record, resolve, render, send, record, then say ack or requeue."""
+"""One message's fate: claim the record, pick a provider, send, then record the verdict.
+
+The verdict is final (DELIVERED, FAILED, …; failures go to the channel's DLQ as well), a retry
+after a backoff, or a wait for a provider circuit to close. Everything is written to the record
+before the message is acked (DESIGN.md §7).
+"""
 
 from __future__ import annotations
 
+import math
+import random
 import time
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
+from pymongo.errors import ConnectionFailure
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from shared.db.base import Doc, utcnow
 from shared.db.client import Database
 from shared.domain import Channel, Status
-from shared.errors import ValidationFailed
+from shared.errors import BrokerUnavailable, ValidationFailed
 from shared.messaging.broker import Broker
-from shared.messaging.messages import deliver_message_for
+from shared.messaging.dead_letters import dead_letter_headers
+from shared.messaging.messages import deliver_message
 from shared.providers.base import DeliveryResult, OutboundMessage, Outcome
 from shared.rendering import TEMPLATE_FIELDS, render_fields
+from shared.settings import RetryPolicy
+from workers.circuit import CircuitBreaker, CircuitState
 from workers.providers import ProviderResolver, ResolvedProvider
 
 log = structlog.get_logger(__name__)
@@ -30,13 +43,35 @@ class Disposition(StrEnum):
     REQUEUE = "requeue"  # nothing recorded: let the broker deliver it again
 
 
+class VerdictKind(StrEnum):
+    """What happens to the record after this delivery."""
+
+    FINAL = "final"
+    RETRY = "retry"  # a transient failure: try again after a backoff
+    WAIT = "wait"  # every provider's circuit is open: no attempt made, look again later
+
+
+@dataclass(slots=True)
+class Verdict:
+    """The outcome of handling one message, before it is written."""
+
+    kind: VerdictKind
+    status: Status
+    reason: str | None = None
+    detail: str | None = None
+    attempts: list[dict[str, Any]] = field(default_factory=list)
+    fields: dict[str, Any] = field(default_factory=dict)
+    dead_letter: bool = False
+    delay_s: int = 0
+
+
 @dataclass(frozen=True, slots=True)
 class _Target:
     address: str
     label: str
 
 
-# When several addresses answered differently, the record takes the first of these present.
+# When several addresses answered differently, the attempt takes the first of these present.
 _PRECEDENCE = (
     Outcome.DELIVERED,
     Outcome.PROVIDER_AUTH,
@@ -45,17 +80,28 @@ _PRECEDENCE = (
     Outcome.PERMANENT,
     Outcome.INVALID_RECIPIENT,
 )
-
-_STATUS_OF = {
-    Outcome.DELIVERED: Status.DELIVERED,
-    Outcome.PROVIDER_AUTH: Status.FAILED,
-    Outcome.RATE_LIMITED: Status.RATE_LIMITED,
-    # Retries through the delay infrastructure come with the reliability work; until then a
-    # transient failure ends FAILED with its reason, never silently dropped.
+_TRANSIENT = frozenset({Outcome.RETRY, Outcome.RATE_LIMITED, Outcome.PROVIDER_AUTH})
+# A transient outcome whose retries are spent ends with this status.
+_SPENT_STATUS = {
     Outcome.RETRY: Status.FAILED,
-    Outcome.PERMANENT: Status.FAILED,
-    Outcome.INVALID_RECIPIENT: Status.INVALID_CREDENTIAL,
+    Outcome.RATE_LIMITED: Status.RATE_LIMITED,
+    Outcome.PROVIDER_AUTH: Status.FAILED,
 }
+_DB_ERRORS = (ConnectionFailure,)
+_T = TypeVar("_T")
+
+
+def backoff_s(*, failures: int, policy: RetryPolicy, retry_after_s: float | None) -> int:
+    """Whole seconds to wait before the next attempt (the delay levels count in seconds).
+
+    Exponential with full jitter: uniform in [0, min(max, base * 2^(failures-1))]; never
+    before a provider's Retry-After; at least 1 s.
+    """
+    cap = min(policy.max_backoff_s, policy.base_s * 2 ** max(0, failures - 1))
+    delay = random.uniform(0, cap)
+    if retry_after_s is not None:
+        delay = max(delay, retry_after_s)
+    return max(1, math.ceil(delay))
 
 
 class DeliveryHandler:
@@ -67,16 +113,22 @@ class DeliveryHandler:
         db: Database,
         broker: Broker,
         resolver: ProviderResolver,
+        breaker: CircuitBreaker,
         channel: Channel,
         worker_id: str,
         lease_s: int,
+        policy: RetryPolicy,
+        circuit_max_wait_s: float,
     ) -> None:
         self._db = db
         self._broker = broker
         self._resolver = resolver
+        self._breaker = breaker
         self._channel = channel
         self._worker_id = worker_id
         self._lease_s = lease_s
+        self._policy = policy
+        self._circuit_max_wait_s = circuit_max_wait_s
 
     async def handle(self, body: dict[str, Any]) -> Disposition:
         """Deliver the notification named in `body`; never raises for a provider failure."""
@@ -94,11 +146,12 @@ class DeliveryHandler:
         )
         if not claimed:
             return await self._not_claimed(tenant_id=tenant_id, notification_id=notification_id)
+        claimed_at = time.monotonic()
         doc = await repo.get(tenant_id=tenant_id, notification_id=notification_id)
         if doc is None:  # deleted between claim and read
             return Disposition.ACK
         try:
-            status, attempt, fields = await self._deliver(doc)
+            verdict = await self._decide(doc)
         except Exception:
             # Nothing recorded: hand the record back and let the broker redeliver.
             log.exception("delivery_crashed")
@@ -106,115 +159,366 @@ class DeliveryHandler:
                 tenant_id=tenant_id, notification_id=notification_id, worker=self._worker_id
             )
             return Disposition.REQUEUE
-        attempt["n"] = len(doc.get("attempts", [])) + 1
-        finished = await repo.finish(
-            tenant_id=tenant_id,
-            notification_id=notification_id,
-            worker=self._worker_id,
-            status=status,
-            attempt=attempt,
-            fields=fields,
+        # Past this point a provider may have been called: the verdict must reach the record,
+        # so database and broker hiccups are retried while our lease still holds.
+        deadline_s = max(1.0, self._lease_s - (time.monotonic() - claimed_at) - 1.0)
+        return await self._settle(doc, verdict, deadline_s=deadline_s)
+
+    # --- deciding ------------------------------------------------------------------------
+
+    async def _decide(self, doc: Doc) -> Verdict:
+        tenant_id = doc["tenant_id"]
+        subscriber = await self._db.subscribers.get(
+            tenant_id=tenant_id, subscriber_id=doc["recipient"]
         )
-        if finished:
-            log.info(
-                f"notification_{status.value.lower()}",
-                provider=attempt.get("provider"),
-                reason=fields.get("failure_reason"),
-                duration_ms=attempt.get("duration_ms"),
+        if subscriber is None:
+            return self._no_call(doc, Status.NO_CHANNEL, "subscriber_not_found")
+        targets = _targets(self._channel, subscriber)
+        if not targets:
+            return self._no_call(doc, Status.NO_CHANNEL, f"no_{self._channel.value}_address")
+        providers = await self._resolver.for_channel(tenant_id=tenant_id, channel=self._channel)
+        if not providers:
+            return self._no_call(doc, Status.NO_CHANNEL, "no_provider")
+        try:
+            content = await self._content(doc, subscriber)
+        except ValidationFailed as exc:
+            return self._no_call(
+                doc, Status.FAILED, "render_error", "; ".join(exc.details), dead_letter=True
             )
-        else:
-            log.warning("claim_lost_before_finish", status=status.value)
+
+        attempts: list[dict[str, Any]] = []
+        last: DeliveryResult | None = None
+        for provider in providers:
+            key = (tenant_id, provider.name)
+            if not self._breaker.acquire(key):
+                continue
+            try:
+                attempt, last = await self._attempt(doc, provider, content, targets)
+            finally:
+                self._breaker.release(key)
+            attempt["n"] = len(doc.get("attempts", [])) + len(attempts) + 1
+            attempts.append(attempt)
+            if last.outcome in _TRANSIENT:
+                self._breaker.failure(key, open_now=last.outcome is Outcome.PROVIDER_AUTH)
+                if self._breaker.state(key) is not CircuitState.CLOSED:
+                    continue  # this provider is out: fail over to the next one now
+            else:
+                self._breaker.success(key)
+            break
+        if last is None:
+            return self._wait_for_circuit(doc, providers)
+        return self._judge(doc, attempts, last)
+
+    def _no_call(
+        self,
+        doc: Doc,
+        status: Status,
+        reason: str,
+        detail: str | None = None,
+        *,
+        dead_letter: bool = False,
+    ) -> Verdict:
+        attempt = {
+            "at": utcnow(),
+            "worker": self._worker_id,
+            "n": len(doc.get("attempts", [])) + 1,
+            "outcome": status.value,
+            "reason": reason,
+            "detail": detail,
+            "duration_ms": 0.0,
+        }
+        return Verdict(
+            VerdictKind.FINAL,
+            status,
+            reason,
+            detail,
+            attempts=[attempt],
+            fields={"attempt_count": int(doc.get("attempt_count", 0)) + 1},
+            dead_letter=dead_letter,
+        )
+
+    def _wait_for_circuit(self, doc: Doc, providers: list[ResolvedProvider]) -> Verdict:
+        """Every provider's circuit is open: wait for the first to half-open, or give up."""
+        now = utcnow()
+        since = doc.get("waiting_since") or now
+        if since.tzinfo is None:
+            since = since.replace(tzinfo=UTC)
+        names = ", ".join(p.name for p in providers)
+        if (now - since).total_seconds() >= self._circuit_max_wait_s:
+            return Verdict(
+                VerdictKind.FINAL,
+                Status.FAILED,
+                "circuit_open",
+                f"no provider of {names} recovered within {self._circuit_max_wait_s:.0f} s",
+                fields={"attempt_count": int(doc.get("attempt_count", 0))},
+                dead_letter=True,
+            )
+        soonest = min(self._breaker.retry_in((doc["tenant_id"], p.name)) for p in providers)
+        return Verdict(
+            VerdictKind.WAIT,
+            Status.RETRYING,
+            "circuit_open",
+            f"circuit open for {names}",
+            fields={"waiting_since": since, "attempt_count": int(doc.get("attempt_count", 0))},
+            delay_s=max(1, math.ceil(soonest + random.uniform(0, 1))),
+        )
+
+    def _judge(self, doc: Doc, attempts: list[dict[str, Any]], last: DeliveryResult) -> Verdict:
+        """The verdict of the attempts just made; `last` is the final provider's answer."""
+        count = int(doc.get("attempt_count", 0)) + len(attempts)
+        fields: dict[str, Any] = {
+            "provider": attempts[-1].get("provider"),
+            "attempt_count": count,
+            "waiting_since": None,
+        }
+        if last.provider_message_id:
+            fields["provider_message_id"] = last.provider_message_id
+        if last.retry_after_s is not None:
+            fields["retry_after_s"] = last.retry_after_s
+        outcome = last.outcome
+        if outcome is Outcome.DELIVERED:
+            return Verdict(VerdictKind.FINAL, Status.DELIVERED, attempts=attempts, fields=fields)
+        reason = (
+            "provider_auth" if outcome is Outcome.PROVIDER_AUTH else (last.reason or outcome.value)
+        )
+        if outcome is Outcome.INVALID_RECIPIENT:
+            return Verdict(
+                VerdictKind.FINAL,
+                Status.INVALID_CREDENTIAL,
+                reason,
+                last.detail,
+                attempts=attempts,
+                fields=fields,
+            )
+        if outcome is Outcome.PERMANENT:
+            return Verdict(
+                VerdictKind.FINAL,
+                Status.FAILED,
+                reason,
+                last.detail,
+                attempts=attempts,
+                fields=fields,
+                dead_letter=True,
+            )
+        if count >= self._policy.max_attempts:
+            spent_reason = "retries_exhausted" if outcome is Outcome.RETRY else reason
+            return Verdict(
+                VerdictKind.FINAL,
+                _SPENT_STATUS[outcome],
+                spent_reason,
+                f"{count} attempts; last: {last.reason}: {last.detail or ''}".strip(),
+                attempts=attempts,
+                fields=fields,
+                dead_letter=True,
+            )
+        delay = backoff_s(failures=count, policy=self._policy, retry_after_s=last.retry_after_s)
+        return Verdict(
+            VerdictKind.RETRY,
+            Status.RETRYING,
+            reason,
+            last.detail,
+            attempts=attempts,
+            fields=fields,
+            delay_s=delay,
+        )
+
+    async def _attempt(
+        self,
+        doc: Doc,
+        provider: ResolvedProvider,
+        content: dict[str, Any],
+        targets: list[_Target],
+    ) -> tuple[dict[str, Any], DeliveryResult]:
+        """One provider call per address; the attempt's record and its deciding answer."""
+        started = time.perf_counter()
+        attempt: dict[str, Any] = {
+            "at": utcnow(),
+            "worker": self._worker_id,
+            "provider": provider.name,
+        }
+        results = [await self._send_one(provider, doc, content, t) for t in targets]
+        for target, result in zip(targets, results, strict=True):
+            if result.outcome is Outcome.INVALID_RECIPIENT and self._channel is Channel.PUSH:
+                await self._db.subscribers.remove_token(
+                    tenant_id=doc["tenant_id"],
+                    token=target.address,
+                    subscriber_id=doc["recipient"],
+                )
+                log.info(
+                    "device_token_removed", reason=result.reason, token_suffix=target.address[-6:]
+                )
+        best = min(results, key=lambda r: _PRECEDENCE.index(r.outcome))
+        attempt.update(
+            outcome=best.outcome.name,
+            reason=None if best.outcome is Outcome.DELIVERED else best.reason,
+            detail=None if best.outcome is Outcome.DELIVERED else best.detail,
+            status_code=best.status_code,
+            duration_ms=round((time.perf_counter() - started) * 1000, 2),
+        )
+        if best.retry_after_s is not None:
+            attempt["retry_after_s"] = best.retry_after_s
+        if len(results) > 1:
+            attempt["targets"] = [
+                {"to": t.label, "outcome": r.outcome.name, "reason": r.reason}
+                for t, r in zip(targets, results, strict=True)
+            ]
+        return attempt, best
+
+    # --- recording -------------------------------------------------------------------------
+
+    async def _settle(self, doc: Doc, verdict: Verdict, *, deadline_s: float) -> Disposition:
+        tenant_id, notification_id = doc["tenant_id"], doc["_id"]
+        repo = self._db.notifications
+        fields = {
+            **verdict.fields,
+            "failure_reason": verdict.reason,
+            "failure_detail": verdict.detail,
+        }
+        try:
+            if verdict.kind is VerdictKind.FINAL:
+                if verdict.dead_letter:
+                    # DLQ first: a crash before the record is written costs one more attempt
+                    # and a duplicate dead letter (replay skips it), never a lost one.
+                    await self._persist(
+                        lambda: self._dead_letter(doc, verdict), deadline_s=deadline_s
+                    )
+                    fields["dead_lettered_at"] = utcnow()
+                done = await self._persist(
+                    lambda: repo.finish(
+                        tenant_id=tenant_id,
+                        notification_id=notification_id,
+                        worker=self._worker_id,
+                        status=verdict.status,
+                        attempts=verdict.attempts,
+                        fields=fields,
+                    ),
+                    deadline_s=deadline_s,
+                )
+            else:
+                next_at = utcnow() + timedelta(seconds=verdict.delay_s)
+                done = await self._persist(
+                    lambda: repo.retry_later(
+                        tenant_id=tenant_id,
+                        notification_id=notification_id,
+                        worker=self._worker_id,
+                        next_attempt_at=next_at,
+                        attempts=verdict.attempts,
+                        attempt_count=int(verdict.fields.get("attempt_count", 0)),
+                        fields=fields,
+                    ),
+                    deadline_s=deadline_s,
+                )
+                if done:
+                    # Record first: if this publish is lost, the maintenance sweep finds the
+                    # overdue RETRYING record and publishes it again.
+                    await self._persist(
+                        lambda: self._publish_later(doc, verdict), deadline_s=deadline_s
+                    )
+        except (BrokerUnavailable, *_DB_ERRORS) as exc:
+            log.warning("verdict_not_recorded", error=str(exc), verdict=verdict.kind.value)
+            return Disposition.REQUEUE
+        if not done:
+            log.warning("claim_lost_before_finish", status=verdict.status.value)
+            return Disposition.ACK
+        last = verdict.attempts[-1] if verdict.attempts else {}
+        log.info(
+            f"notification_{verdict.status.value.lower()}",
+            provider=last.get("provider"),
+            reason=verdict.reason,
+            attempts=verdict.fields.get("attempt_count"),
+            retry_in_s=verdict.delay_s or None,
+            dead_lettered=verdict.dead_letter or None,
+            duration_ms=last.get("duration_ms"),
+        )
         return Disposition.ACK
+
+    async def _persist(self, step: Callable[[], Awaitable[_T]], *, deadline_s: float) -> _T:
+        """Run `step`, retrying database and broker outages for up to `deadline_s`."""
+        async for attempt in AsyncRetrying(
+            stop=stop_after_delay(deadline_s),
+            wait=wait_exponential(multiplier=0.2, max=2),
+            retry=retry_if_exception_type((BrokerUnavailable, *_DB_ERRORS)),
+            reraise=True,
+        ):
+            with attempt:
+                return await step()
+        raise AssertionError("unreachable: tenacity reraises")
+
+    async def _dead_letter(self, doc: Doc, verdict: Verdict) -> None:
+        count = int(verdict.fields.get("attempt_count", 0))
+        await self._broker.publish(
+            exchange=self._broker.topology.dlx_exchange,
+            routing_key=self._channel.value,
+            body=deliver_message(
+                notification_id=doc["_id"],
+                tenant_id=doc["tenant_id"],
+                channel=self._channel.value,
+                attempt=count,
+            ),
+            headers=dead_letter_headers(
+                reason=verdict.reason or verdict.status.value.lower(),
+                detail=verdict.detail,
+                attempts=count,
+                original_queue=self._broker.topology.queue(self._channel),
+                failed_at=datetime.now(UTC),
+                tenant_id=doc["tenant_id"],
+                transaction_id=doc.get("transaction_id"),
+                notification_id=doc["_id"],
+                final_status=verdict.status.value,
+                correlation_id=doc.get("correlation_id"),
+            ),
+            priority=int(doc.get("priority", 1)),
+            message_id=doc["_id"],
+            correlation_id=doc.get("correlation_id"),
+        )
+
+    async def _publish_later(self, doc: Doc, verdict: Verdict) -> None:
+        await self._broker.publish_notification(
+            channel=self._channel,
+            body=deliver_message(
+                notification_id=doc["_id"],
+                tenant_id=doc["tenant_id"],
+                channel=self._channel.value,
+                attempt=int(verdict.fields.get("attempt_count", 0)) + 1,
+            ),
+            priority=int(doc.get("priority", 1)),
+            correlation_id=doc.get("correlation_id"),
+            delay_s=verdict.delay_s,
+        )
 
     async def _not_claimed(self, *, tenant_id: str, notification_id: str) -> Disposition:
         doc = await self._db.notifications.get(tenant_id=tenant_id, notification_id=notification_id)
         if doc is None:
             log.warning("notification_missing")
             return Disposition.ACK
-        lease = doc.get("lease_until")
-        if doc["status"] == Status.PROCESSING.value and isinstance(lease, datetime):
-            # Another worker holds a live lease (it may have died): look again once it expires.
-            wait_s = max(1, int((lease - datetime.now(UTC)).total_seconds()) + 1)
+        status = doc["status"]
+        not_before: datetime | None = None
+        if status == Status.PROCESSING.value:
+            not_before = doc.get("lease_until")  # held by a worker that may have died
+        elif status == Status.RETRYING.value:
+            not_before = doc.get("next_attempt_at")  # this message came early
+        if isinstance(not_before, datetime):
+            if not_before.tzinfo is None:
+                not_before = not_before.replace(tzinfo=UTC)
+            wait_s = max(1, math.ceil((not_before - datetime.now(UTC)).total_seconds()))
             await self._broker.publish_notification(
                 channel=self._channel,
-                body=deliver_message_for(doc),
+                body=deliver_message(
+                    notification_id=notification_id,
+                    tenant_id=tenant_id,
+                    channel=self._channel.value,
+                    attempt=int(doc.get("attempt_count", 0)) + 1,
+                ),
                 priority=int(doc.get("priority", 1)),
                 correlation_id=doc.get("correlation_id"),
                 delay_s=wait_s,
             )
-            log.info("notification_lease_held", retry_in_s=wait_s)
+            log.info("notification_parked", status=status, retry_in_s=wait_s)
             return Disposition.ACK
-        log.info("notification_skipped", status=doc["status"])
+        log.info("notification_skipped", status=status)
         return Disposition.ACK
 
-    async def _deliver(self, doc: Doc) -> tuple[Status, dict[str, Any], dict[str, Any]]:
-        started = time.perf_counter()
-        attempt: dict[str, Any] = {"at": utcnow(), "worker": self._worker_id}
-        tenant_id = doc["tenant_id"]
-
-        def done(
-            status: Status, reason: str | None, detail: str | None = None, **extra: Any
-        ) -> tuple[Status, dict[str, Any], dict[str, Any]]:
-            attempt.update(
-                outcome=status.value,
-                reason=reason,
-                detail=detail,
-                duration_ms=round((time.perf_counter() - started) * 1000, 2),
-            )
-            fields = {"failure_reason": reason, "failure_detail": detail, **extra}
-            return status, attempt, fields
-
-        subscriber = await self._db.subscribers.get(
-            tenant_id=tenant_id, subscriber_id=doc["recipient"]
-        )
-        if subscriber is None:
-            return done(Status.NO_CHANNEL, "subscriber_not_found")
-        targets = _targets(self._channel, subscriber)
-        if not targets:
-            return done(Status.NO_CHANNEL, f"no_{self._channel.value}_address")
-        providers = await self._resolver.for_channel(tenant_id=tenant_id, channel=self._channel)
-        if not providers:
-            return done(Status.NO_CHANNEL, "no_provider")
-        try:
-            content = await self._content(doc, subscriber)
-        except ValidationFailed as exc:
-            return done(Status.FAILED, "render_error", "; ".join(exc.details))
-
-        provider = providers[0]
-        attempt["provider"] = provider.name
-        results = [await self._send_one(provider, doc, content, t) for t in targets]
-        for target, result in zip(targets, results, strict=True):
-            if result.outcome is Outcome.INVALID_RECIPIENT and self._channel is Channel.PUSH:
-                await self._db.subscribers.remove_token(
-                    tenant_id=tenant_id, token=target.address, subscriber_id=doc["recipient"]
-                )
-                log.info(
-                    "device_token_removed", reason=result.reason, token_suffix=target.address[-6:]
-                )
-
-        best = min(results, key=lambda r: _PRECEDENCE.index(r.outcome))
-        status = _STATUS_OF[best.outcome]
-        reason = (
-            None
-            if best.outcome is Outcome.DELIVERED
-            else (
-                "provider_auth"
-                if best.outcome is Outcome.PROVIDER_AUTH
-                else (best.reason or best.outcome.value)
-            )
-        )
-        extra: dict[str, Any] = {"provider": provider.name}
-        if best.provider_message_id:
-            extra["provider_message_id"] = best.provider_message_id
-        if best.retry_after_s is not None:
-            extra["retry_after_s"] = best.retry_after_s
-        if len(results) > 1:
-            attempt["targets"] = [
-                {"to": t.label, "outcome": r.outcome.value, "reason": r.reason}
-                for t, r in zip(targets, results, strict=True)
-            ]
-        detail = None if best.outcome is Outcome.DELIVERED else best.detail
-        return done(status, reason, detail, **extra)
+    # --- content ---------------------------------------------------------------------------
 
     async def _send_one(
         self, provider: ResolvedProvider, doc: Doc, content: dict[str, Any], target: _Target

@@ -23,7 +23,7 @@ _CONFIG_TTL_S = 5.0  # a provider change reaches every worker within this long
 
 @dataclass(frozen=True, slots=True)
 class ResolvedProvider:
-    """An adapter and the name recorded on the attempt."""
+    """An adapter and the config id recorded on the attempt (and keying its circuit)."""
 
     name: str
     adapter: Provider
@@ -70,8 +70,9 @@ class ProviderResolver:
 
     def _adapter(self, doc: dict[str, object]) -> ResolvedProvider:
         provider_type = ProviderType(str(doc["provider_type"]))
+        provider_id = str(doc.get("provider_id") or provider_type.value)
         version = str(doc.get("updated_at"))
-        key = (str(doc["tenant_id"]), provider_type.value, version)
+        key = (str(doc["tenant_id"]), provider_id, version)
         adapter = self._adapters.get(key)
         if adapter is None:
             config = ProviderConfig(
@@ -83,8 +84,13 @@ class ProviderResolver:
             )
             adapter = self._build(config)
             self._adapters[key] = adapter
-            log.info("provider_loaded", provider=provider_type.value, tenant_id=config.tenant_id)
-        return ResolvedProvider(name=provider_type.value, adapter=adapter)
+            log.info(
+                "provider_loaded",
+                provider=provider_id,
+                provider_type=provider_type.value,
+                tenant_id=config.tenant_id,
+            )
+        return ResolvedProvider(name=provider_id, adapter=adapter)
 
     def _build(self, config: ProviderConfig) -> Provider:
         if config.provider_type == ProviderType.SENDGRID.value:

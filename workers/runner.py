@@ -18,6 +18,7 @@ from shared.domain import Channel
 from shared.messaging.broker import Broker
 from shared.messaging.topology import Topology
 from shared.settings import Settings
+from workers.circuit import CircuitBreaker
 from workers.delivery import DeliveryHandler, Disposition
 from workers.providers import ProviderResolver
 
@@ -43,7 +44,7 @@ class ChannelWorker:
         self._channel: AbstractChannel | None = None
         self._queue: AbstractQueue | None = None
         self._consumer_tag: str | None = None
-        self._in_flight: set[asyncio.Task[None]] = set()
+        self._in_flight: dict[asyncio.Task[None], AbstractIncomingMessage] = {}
         self._idle = asyncio.Event()
         self._idle.set()
 
@@ -53,7 +54,7 @@ class ChannelWorker:
         self._db = connect_database(
             url=s.mongodb_url, name=s.database_name, timeout_ms=s.mongo_timeout_ms
         )
-        await self._db.ensure_indexes()
+        await self._db.wait_ready()
         self._broker = Broker(
             url=s.rabbitmq_url, topology=Topology(s.prefix), publish_timeout_s=s.publish_timeout_s
         )
@@ -74,14 +75,21 @@ class ChannelWorker:
             db=self._db,
             broker=self._broker,
             resolver=self._resolver,
+            breaker=CircuitBreaker(
+                threshold=s.circuit_failure_threshold, cooldown_s=s.circuit_cooldown_s
+            ),
             channel=self.channel,
             worker_id=self.worker_id,
             lease_s=s.worker_lease_s,
+            policy=s.retry_policy(self.channel),
+            circuit_max_wait_s=s.circuit_max_wait_s,
         )
         self._channel = await self._broker.connection.channel()
         await self._channel.set_qos(prefetch_count=s.worker_prefetch)
-        self._queue = await self._channel.get_queue(
-            self._broker.topology.queue(self.channel), ensure=False
+        # A passive declare (not `get_queue(ensure=False)`) registers the queue with the
+        # robust channel, which is what makes aio-pika restore our consumer after a reconnect.
+        self._queue = await self._channel.declare_queue(
+            self._broker.topology.queue(self.channel), passive=True
         )
         self._consumer_tag = await self._queue.consume(self._on_message, no_ack=False)
         log.info(
@@ -94,12 +102,12 @@ class ChannelWorker:
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
         task = asyncio.current_task()
         assert task is not None
-        self._in_flight.add(task)
+        self._in_flight[task] = message
         self._idle.clear()
         try:
             await self._process(message)
         finally:
-            self._in_flight.discard(task)
+            self._in_flight.pop(task, None)
             if not self._in_flight:
                 self._idle.set()
 
@@ -136,17 +144,24 @@ class ChannelWorker:
                 "channel", "correlation_id", "attempt", "notification_id", "tenant_id"
             )
 
-    async def stop(self, *, timeout_s: float = 30.0) -> None:
-        """Stop taking work, let in-flight deliveries finish (bounded), then close."""
+    async def stop(self, *, timeout_s: float | None = None) -> None:
+        """SIGTERM: stop taking work, let in-flight deliveries finish (bounded), settle, close.
+
+        Deliveries still running at the deadline are cancelled, their records handed back
+        (PROCESSING → QUEUED) and their messages nacked back onto the queue, so another
+        worker takes them at once instead of after the lease.
+        """
+        timeout_s = self.settings.shutdown_timeout_s if timeout_s is None else timeout_s
         if self._queue is not None and self._consumer_tag is not None:
             try:
                 await self._queue.cancel(self._consumer_tag)
             except Exception as exc:  # the channel may already be gone; unacked messages requeue
                 log.warning("consumer_cancel_failed", error=repr(exc))
+        log.info("worker_draining", in_flight=len(self._in_flight), timeout_s=timeout_s)
         try:
             await asyncio.wait_for(self._idle.wait(), timeout=timeout_s)
         except TimeoutError:
-            log.warning("worker_stop_timeout", in_flight=len(self._in_flight))
+            await self._abandon_in_flight()
         if self._resolver is not None:
             await self._resolver.aclose()
         if self._http is not None:
@@ -156,3 +171,34 @@ class ChannelWorker:
         if self._db is not None:
             await self._db.close()
         log.info("worker_stopped", worker=self.worker_id)
+
+    async def _abandon_in_flight(self) -> None:
+        stuck = dict(self._in_flight)
+        log.warning("worker_stop_timeout", in_flight=len(stuck))
+        for task in stuck:
+            task.cancel()
+        await asyncio.gather(*stuck, return_exceptions=True)
+        for message in stuck.values():
+            body = _json_or_empty(message.body)
+            notification_id = body.get("notification_id")
+            if self._db is not None and isinstance(notification_id, str):
+                try:
+                    await self._db.notifications.release(
+                        tenant_id=str(body.get("tenant_id")),
+                        notification_id=notification_id,
+                        worker=self.worker_id,
+                    )
+                except Exception as exc:  # the lease then expires on its own
+                    log.warning("release_failed", error=repr(exc))
+            try:
+                await message.nack(requeue=True)
+            except Exception as exc:  # a closed channel requeues it anyway
+                log.warning("nack_failed", error=repr(exc))
+
+
+def _json_or_empty(raw: bytes) -> dict[str, object]:
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return {}
+    return value if isinstance(value, dict) else {}

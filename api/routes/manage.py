@@ -239,8 +239,9 @@ async def configure_provider(
     _check_credentials(provider, body.credentials)
     doc = await ctx.db.providers.upsert(
         tenant_id=principal.tenant_id,
-        provider_type=provider.value,
+        provider_id=body.providerId or provider.value,
         fields={
+            "provider_type": provider.value,
             "channel": provider.channel.value,
             "active": body.active,
             "priority": body.priority,

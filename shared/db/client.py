@@ -5,8 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import structlog
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import ConnectionFailure
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from shared.db.api_keys import ApiKeysRepo
 from shared.db.inbox import InboxRepo
@@ -17,6 +20,8 @@ from shared.db.subscribers import SubscribersRepo
 from shared.db.templates import TemplatesRepo
 
 Doc = dict[str, Any]
+
+log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +50,20 @@ class Database:
             self.dev_outbox,
         ):
             await repo.ensure_indexes()
+
+    async def wait_ready(self, *, wait_s: float = 30.0) -> None:
+        """Create the indexes, retrying while the server is unreachable (start-up order)."""
+        async for attempt in AsyncRetrying(
+            stop=stop_after_delay(wait_s),
+            wait=wait_exponential(multiplier=0.2, max=2),
+            retry=retry_if_exception_type(ConnectionFailure),
+            before_sleep=lambda state: log.warning(
+                "database_unreachable", attempt=state.attempt_number
+            ),
+            reraise=True,
+        ):
+            with attempt:
+                await self.ensure_indexes()
 
     async def ping(self) -> bool:
         """True when the server answers."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from pymongo import ASCENDING, IndexModel
@@ -33,6 +33,9 @@ class NotificationsRepo(Repo):
                 IndexModel([("tenant_id", 1), ("recipient", 1), ("created_at", 1)]),
                 IndexModel([("tenant_id", 1), ("transaction_id", 1)]),
                 IndexModel([("provider_message_id", 1)]),
+                # The maintenance sweep looks across tenants at the few records not yet final:
+                # the one index here that does not start with tenant_id.
+                IndexModel([("status", 1), ("updated_at", 1)], name="maintenance_sweep"),
             ]
         )
 
@@ -89,14 +92,35 @@ class NotificationsRepo(Repo):
         now = utcnow()
         await self.col.update_many(
             {"tenant_id": tenant_id, "_id": {"$in": notification_ids}},
-            {"$set": {"enqueued_at": now}},
+            {"$set": {"enqueued_at": now}, "$unset": {"sweep_until": ""}},
         )
+
+    async def discard_unpublished(self, *, tenant_id: str, notification_ids: list[str]) -> int:
+        """Delete records whose publish failed and that no worker has touched.
+
+        The caller answers 503, so the request did not happen: a retry (with the same
+        `request_id`) stores and sends it afresh, and the sweep never sends it behind the
+        caller's back. A record a worker already claimed (the publish got through after all)
+        is left alone.
+        """
+        result = await self.col.delete_many(
+            {
+                "tenant_id": tenant_id,
+                "_id": {"$in": notification_ids},
+                "status": Status.QUEUED.value,
+                "enqueued_at": {"$exists": False},
+                "attempts": {"$size": 0},
+            }
+        )
+        return result.deleted_count
 
     async def claim(
         self, *, tenant_id: str, notification_id: str, worker: str, lease_s: int
     ) -> bool:
-        """QUEUED → PROCESSING (or take over an expired lease); True if this caller won.
+        """QUEUED or due RETRYING → PROCESSING (or take over an expired lease); True if won.
 
+        A RETRYING record is claimable only once `next_attempt_at` has come, so no attempt
+        goes out before a provider's `Retry-After`, whatever message arrives early.
         `update_one` with the expected state in the filter is as atomic as
         `find_one_and_update`, and ~14x faster on the embedded server (measured: 713 vs
         52 ops/s), so the record is read separately.
@@ -108,6 +132,7 @@ class NotificationsRepo(Repo):
                 "tenant_id": tenant_id,
                 "$or": [
                     {"status": Status.QUEUED.value},
+                    {"status": Status.RETRYING.value, "next_attempt_at": {"$lte": now}},
                     {"status": Status.PROCESSING.value, "lease_until": {"$lt": now}},
                 ],
             },
@@ -139,6 +164,45 @@ class NotificationsRepo(Repo):
         )
         return result.modified_count == 1
 
+    async def retry_later(
+        self,
+        *,
+        tenant_id: str,
+        notification_id: str,
+        worker: str,
+        next_attempt_at: datetime,
+        attempts: list[dict[str, Any]],
+        attempt_count: int,
+        fields: dict[str, Any],
+    ) -> bool:
+        """PROCESSING → RETRYING until `next_attempt_at`, appending what was attempted.
+
+        `attempts` may be empty: a message that waited for an open circuit made no attempt.
+        """
+        now = utcnow()
+        update: dict[str, Any] = {
+            "$set": {
+                "status": Status.RETRYING.value,
+                "next_attempt_at": next_attempt_at,
+                "attempt_count": attempt_count,
+                "updated_at": now,
+                **fields,
+            },
+            "$unset": {"lease_until": ""},
+        }
+        if attempts:
+            update["$push"] = {"attempts": {"$each": attempts}}
+        result = await self.col.update_one(
+            {
+                "_id": notification_id,
+                "tenant_id": tenant_id,
+                "status": Status.PROCESSING.value,
+                "worker": worker,
+            },
+            update,
+        )
+        return result.modified_count == 1
+
     async def finish(
         self,
         *,
@@ -146,10 +210,10 @@ class NotificationsRepo(Repo):
         notification_id: str,
         worker: str,
         status: Status,
-        attempt: dict[str, Any],
+        attempts: list[dict[str, Any]],
         fields: dict[str, Any] | None = None,
     ) -> bool:
-        """PROCESSING → a final status, appending the attempt; False if the claim was lost."""
+        """PROCESSING → a final status, appending the attempts; False if the claim was lost."""
         now = utcnow()
         update: dict[str, Any] = {
             "status": status.value,
@@ -159,6 +223,12 @@ class NotificationsRepo(Repo):
         }
         if status is Status.DELIVERED:
             update["delivered_at"] = now
+        change: dict[str, Any] = {
+            "$set": update,
+            "$unset": {"lease_until": "", "next_attempt_at": ""},
+        }
+        if attempts:
+            change["$push"] = {"attempts": {"$each": attempts}}
         result = await self.col.update_one(
             {
                 "_id": notification_id,
@@ -166,6 +236,27 @@ class NotificationsRepo(Repo):
                 "status": Status.PROCESSING.value,
                 "worker": worker,
             },
-            {"$set": update, "$unset": {"lease_until": ""}, "$push": {"attempts": attempt}},
+            change,
         )
         return result.modified_count == 1
+
+    # --- maintenance (several copies may run: every take is a conditional update) ----------
+
+    async def take_overdue(
+        self, *, query: dict[str, Any], change: dict[str, Any], limit: int
+    ) -> list[Doc]:
+        """Records matching `query` (any tenant), each taken by a conditional update.
+
+        `query` must stop matching once `change` is applied, so two sweepers never take the
+        same record: the one whose update modifies it owns it.
+        """
+        taken: list[Doc] = []
+        cursor = self.col.find(query, projection={"_id": 1, "tenant_id": 1}).limit(limit)
+        candidates = [d async for d in cursor]
+        for candidate in candidates:
+            result = await self.col.update_one({**query, "_id": candidate["_id"]}, change)
+            if result.modified_count == 1:
+                doc = await self.col.find_one({"_id": candidate["_id"]})
+                if doc is not None:
+                    taken.append(doc)
+        return taken

@@ -2,49 +2,58 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from pymongo import ASCENDING, IndexModel
+from pymongo.errors import OperationFailure
 
 from shared.db.base import Doc, Repo, utcnow
 
+_LEGACY_INDEX = "tenant_type"  # one config per provider type, before configs had ids
+
 
 class ProvidersRepo(Repo):
-    """One config per (tenant, provider type)."""
+    """Provider configs, each named by a `provider_id` unique within the tenant."""
 
     collection_name = "providers"
 
     async def ensure_indexes(self) -> None:
-        """Unique (tenant, provider_type); look-up by channel."""
+        """Unique (tenant, provider_id); look-up by channel in priority order."""
+        with contextlib.suppress(OperationFailure):  # never created, or already dropped
+            await self.col.drop_index(_LEGACY_INDEX)
         await self.col.create_indexes(
             [
                 IndexModel(
-                    [("tenant_id", 1), ("provider_type", 1)], unique=True, name="tenant_type"
+                    [("tenant_id", 1), ("provider_id", 1)], unique=True, name="tenant_provider"
                 ),
                 IndexModel([("tenant_id", 1), ("channel", 1), ("priority", 1)]),
             ]
         )
 
-    async def upsert(self, *, tenant_id: str, provider_type: str, fields: dict[str, Any]) -> Doc:
-        """Create or replace the tenant's config of this provider type."""
+    async def upsert(self, *, tenant_id: str, provider_id: str, fields: dict[str, Any]) -> Doc:
+        """Create or replace the tenant's config named `provider_id`."""
         now = utcnow()
+        key = {"tenant_id": tenant_id, "provider_id": provider_id}
         await self.col.update_one(
-            {"tenant_id": tenant_id, "provider_type": provider_type},
+            key,
             {"$set": {**fields, "updated_at": now}, "$setOnInsert": {"created_at": now}},
             upsert=True,
         )
-        doc = await self.col.find_one({"tenant_id": tenant_id, "provider_type": provider_type})
+        doc = await self.col.find_one(key)
         assert doc is not None
         return doc
 
     async def list_all(self, *, tenant_id: str) -> list[Doc]:
         """Every config of the tenant."""
-        cursor = self.col.find({"tenant_id": tenant_id}).sort("provider_type", ASCENDING)
+        cursor = self.col.find({"tenant_id": tenant_id}).sort(
+            [("channel", ASCENDING), ("priority", ASCENDING), ("provider_id", ASCENDING)]
+        )
         return [d async for d in cursor]
 
     async def active_for_channel(self, *, tenant_id: str, channel: str) -> list[Doc]:
         """Active configs for a channel, preferred (lowest priority number) first."""
         cursor = self.col.find({"tenant_id": tenant_id, "channel": channel, "active": True}).sort(
-            [("priority", ASCENDING), ("provider_type", ASCENDING)]
+            [("priority", ASCENDING), ("provider_id", ASCENDING)]
         )
         return [d async for d in cursor]

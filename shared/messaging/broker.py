@@ -57,10 +57,16 @@ class Broker:
         ):
             with attempt:
                 self._connection = await aio_pika.connect_robust(self._url, timeout=5)
+        self.connection.reconnect_callbacks.add(self._on_reconnect)
         channel = await self.connection.channel(publisher_confirms=True)
         self._channel = channel
+        # Declared through a robust channel, so aio-pika declares it all again (exchanges,
+        # queues, bindings) on every reconnect, before consumers are restored.
         self._exchanges = await declare_topology(channel, self.topology)
         log.info("broker_connected", prefix=self.topology.prefix)
+
+    def _on_reconnect(self, *_: Any) -> None:
+        log.info("broker_reconnected", prefix=self.topology.prefix)
 
     async def close(self) -> None:
         """Close the connection (channels close with it)."""

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import json
 import socket
+import time
 from collections import deque
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
@@ -45,6 +46,7 @@ class RecordedRequest:
     query: str
     headers: dict[str, str]  # names lower-cased
     body: bytes
+    received_at: float = field(default_factory=time.monotonic)  # when the request arrived
 
     def json(self) -> Any:
         """The body parsed as JSON."""
@@ -171,6 +173,10 @@ class FakeServer:
         self.requests.clear()
         self._scripts.clear()
         self.release()
+
+    def clear_scripts(self) -> None:
+        """Drop scripted answers not given yet: the fake behaves normally again."""
+        self._scripts.clear()
 
     def hold(self) -> None:
         """Keep every answer of a holding route back until `release()` (requests still record)."""

@@ -14,7 +14,7 @@ from tests.integration.helpers import (
     wait_final_status,
     wait_notification,
 )
-from tests.support import System, Tenant
+from tests.support import System, Tenant, wait_for
 
 USER = "123e4567-e89b-12d3-a456-426614174000"
 
@@ -160,28 +160,43 @@ async def test_manage_send_idempotency_key_returns_the_first_transaction(
     assert sendgrid.mails[0]["subject"] == "Receipt"  # title stands in for a missing subject
 
 
-async def test_our_rejected_key_is_failed_provider_auth(
+async def test_our_rejected_key_is_failed_provider_auth_once_retries_are_spent(
     tenant: Tenant, sendgrid: FakeSendGrid
 ) -> None:
     await _email_user(tenant, sendgrid, api_key="SG.revoked")
     status = await _send_to_u1(tenant)
     assert status["result"] == "FAILED"
     assert status["failureReason"] == "provider_auth"
+    # The session allows 3 attempts; the open circuit spaces them by its cool-down.
+    assert [a["outcome"] for a in status["attempts"]] == ["PROVIDER_AUTH"] * 3
     assert sendgrid.mails == []
 
 
-async def test_429_is_rate_limited_with_the_retry_after_kept(
+async def test_429_waits_for_the_rate_limit_reset_before_the_next_attempt(
     system: System, tenant: Tenant, sendgrid: FakeSendGrid
 ) -> None:
     await _email_user(tenant, sendgrid)
     sendgrid.script_rate_limit(reset_in_s=30)
-    status = await _send_to_u1(tenant)
-    assert status["result"] == "RATE_LIMITED"
-    assert system.db is not None
-    [record] = await system.db.notifications.find_by_transaction(
-        tenant_id=tenant.tenant_id, transaction_id=status["transactionId"]
+    sent = await ok_rpc(
+        tenant,
+        "manage/send",
+        {"userId": "u1", "channel": "EMAIL", "content": {"title": "T", "body": "x"}},
     )
+    assert system.db is not None
+    db = system.db
+
+    async def retrying() -> dict[str, Any] | None:
+        records = await db.notifications.find_by_transaction(
+            tenant_id=tenant.tenant_id, transaction_id=sent["transactionId"]
+        )
+        return records[0] if records and records[0]["status"] == "RETRYING" else None
+
+    record = await wait_for(retrying, timeout_s=10, what="the record to be RETRYING")
     assert 25 <= record["retry_after_s"] <= 31
+    waited = (record["next_attempt_at"] - record["attempts"][0]["at"]).total_seconds()
+    assert 28 <= waited <= 32
+    assert record["failure_reason"] == "rate_limited"
+    assert len(sendgrid.requests) == 1
 
 
 async def test_permanent_refusal_is_failed_with_the_providers_words(
