@@ -259,7 +259,11 @@ class DeliveryHandler:
             Status.RETRYING,
             "circuit_open",
             f"circuit open for {names}",
-            fields={"waiting_since": since, "attempt_count": int(doc.get("attempt_count", 0))},
+            fields={
+                "waiting_since": since,
+                "attempt_count": int(doc.get("attempt_count", 0)),
+                "circuit_waits": int(doc.get("circuit_waits", 0)) + 1,
+            },
             delay_s=max(1, math.ceil(soonest + random.uniform(0, 1))),
         )
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -37,20 +37,23 @@ _SWEEP_LOCK_S = 60  # a taken record is left alone this long, publish or not
 
 
 @dataclass(frozen=True, slots=True)
-class SweepCounts:
-    """What one pass re-published, per case."""
+class SweepReport:
+    """The notification ids one pass re-published, per case."""
 
-    unpublished: int = 0
-    expired_leases: int = 0
-    overdue_retries: int = 0
-    overdue_scheduled: int = 0
+    unpublished: list[str] = field(default_factory=list)
+    expired_leases: list[str] = field(default_factory=list)
+    overdue_retries: list[str] = field(default_factory=list)
+    overdue_scheduled: list[str] = field(default_factory=list)
 
-    @property
-    def total(self) -> int:
-        """Records re-published in the pass."""
+    def all_ids(self) -> list[str]:
+        """Every id re-published in the pass."""
         return (
             self.unpublished + self.expired_leases + self.overdue_retries + self.overdue_scheduled
         )
+
+    def counts(self) -> dict[str, int]:
+        """How many per case."""
+        return {case: len(ids) for case, ids in asdict(self).items()}
 
 
 class Maintenance:
@@ -61,7 +64,7 @@ class Maintenance:
         self._broker = broker
         self._settings = settings
 
-    async def sweep(self) -> SweepCounts:
+    async def sweep(self) -> SweepReport:
         """Run every case once."""
         s = self._settings
         now = utcnow()
@@ -99,23 +102,23 @@ class Maintenance:
             },
             lock,
         )
-        counts = SweepCounts(
+        report = SweepReport(
             unpublished=await self._republish(unpublished, "unpublished"),
             expired_leases=await self._republish(expired, "lease_expired"),
             overdue_retries=await self._republish(retries, "retry_overdue"),
             overdue_scheduled=await self._republish(scheduled, "schedule_overdue"),
         )
-        if counts.total:
-            log.info("maintenance_republished", **_asdict(counts))
-        return counts
+        if report.all_ids():
+            log.info("maintenance_republished", **report.counts())
+        return report
 
     async def _take(self, query: dict[str, Any], change: dict[str, Any]) -> list[Doc]:
         return await self._db.notifications.take_overdue(
             query=query, change=change, limit=self._settings.maintenance_batch
         )
 
-    async def _republish(self, docs: list[Doc], why: str) -> int:
-        done = 0
+    async def _republish(self, docs: list[Doc], why: str) -> list[str]:
+        done: list[str] = []
         for doc in docs:
             try:
                 await self._broker.publish_notification(
@@ -142,17 +145,8 @@ class Maintenance:
                 tenant_id=doc["tenant_id"],
                 why=why,
             )
-            done += 1
+            done.append(doc["_id"])
         return done
-
-
-def _asdict(counts: SweepCounts) -> dict[str, int]:
-    return {
-        "unpublished": counts.unpublished,
-        "expired_leases": counts.expired_leases,
-        "overdue_retries": counts.overdue_retries,
-        "overdue_scheduled": counts.overdue_scheduled,
-    }
 
 
 class MaintenanceWorker:

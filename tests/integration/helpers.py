@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+import aio_pika
 import httpx
 
+from shared.domain import Channel
+from shared.messaging.topology import Topology
 from tests.support import Tenant, wait_for
 
 FINAL_RESULTS = {
@@ -89,3 +93,18 @@ async def configure_fcm(tenant: Tenant, fake_url: str, service_account_json: str
             "endpoint": fake_url,
         },
     )
+
+
+async def dead_letters(
+    rabbitmq_url: str, topology: Topology, channel: Channel
+) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """(headers, body) of every message in a channel's DLQ, left in place (browsed unacked)."""
+    connection = await aio_pika.connect(rabbitmq_url)
+    found: list[tuple[dict[str, Any], dict[str, Any]]] = []
+    async with connection:
+        amqp_channel = await connection.channel()
+        queue = await amqp_channel.declare_queue(topology.dlq(channel), passive=True)
+        while (message := await queue.get(no_ack=False, fail=False, timeout=5)) is not None:
+            found.append((dict(message.headers or {}), json.loads(message.body)))
+        # Closing the channel with the messages unacked hands them all back to the queue.
+    return found
