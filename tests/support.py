@@ -63,10 +63,11 @@ def tcp_reachable(host: str, port: int, *, timeout_s: float = 1.0) -> bool:
 
 
 class EmbeddedMongo:
-    """A `secantusd-py` on a free port with in-memory storage, for one test session."""
+    """A `secantusd-py` on a free port; in memory unless given a directory to keep data in."""
 
-    def __init__(self) -> None:
+    def __init__(self, storage_path: str = ":memory:") -> None:
         self.port = free_port()
+        self.storage_path = storage_path
         self._proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -78,7 +79,7 @@ class EmbeddedMongo:
         """Spawn and wait until it accepts connections."""
         exe = shutil.which("secantusd-py") or str(Path(sys.executable).with_name("secantusd-py"))
         self._proc = subprocess.Popen(
-            [exe, "--port", str(self.port), "--storage-path", ":memory:"],
+            [exe, "--port", str(self.port), "--storage-path", self.storage_path],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )

@@ -1,0 +1,197 @@
+"""kill -9 of the API and of a worker at their worst moments; SIGTERM while busy."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.fakes.sendgrid import FakeSendGrid
+from tests.faults.harness import ProcessSystem, kill9
+from tests.faults.steps import (
+    SEND,
+    accepted_mails,
+    all_records,
+    email_body,
+    provider_calls,
+    setup_email,
+    wait_all_delivered,
+)
+
+pytestmark = pytest.mark.timeout(180)
+
+
+async def test_api_killed_between_record_and_publish_is_sent_by_the_sweep(
+    make_system: Callable[..., ProcessSystem],
+    sendgrid: FakeSendGrid,
+    fault_report: Callable[..., None],
+) -> None:
+    system = make_system()
+    system.start_worker("email")
+    system.start_worker("maintenance")
+    api = await system.start_api()
+    crashes = 3
+    no_answer = 0
+    db = system.database()
+    try:
+        async with system.client() as client:
+            await setup_email(client, sendgrid)
+            api.stop()
+            for i in range(crashes):
+                api = await system.start_api(NOTIFY_FAILPOINT="api_after_record_write")
+                try:
+                    response = await client.post(SEND, json=email_body(f"crash-{i}"))
+                except httpx.HTTPError:
+                    no_answer += 1
+                else:
+                    raise AssertionError(f"the API answered {response.status_code}")
+                assert await api.wait_exit(10) == -signal.SIGKILL
+        stored = await all_records(db)
+        assert len(stored) == crashes
+        assert all(d["status"] == "QUEUED" and "enqueued_at" not in d for d in stored)
+
+        # No API runs now: only the maintenance sweep can publish them.
+        delivered = await wait_all_delivered(db, {d["_id"] for d in stored}, timeout_s=30)
+        calls = provider_calls(sendgrid)
+        fault_report(
+            requests_sent=crashes,
+            answered_200=0,
+            answered_503=0,
+            no_answer=no_answer,
+            records=len(stored),
+            delivered=len(delivered),
+            provider_calls=sum(calls.values()),
+            lost=crashes - len(delivered),
+        )
+        assert no_answer == crashes
+        assert all(d.get("sweeps", 0) == 0 for d in delivered)  # taken as unpublished
+        assert sorted(calls.values()) == [1] * crashes
+    finally:
+        await db.close()
+
+
+async def test_worker_killed_during_the_provider_call_is_redelivered_once(
+    make_system: Callable[..., ProcessSystem],
+    sendgrid: FakeSendGrid,
+    fault_report: Callable[..., None],
+) -> None:
+    system = make_system()
+    first = system.start_worker("email", name="worker-email-1")
+    system.start_worker("maintenance")
+    await system.start_api()
+    db = system.database()
+    sends = 5
+    try:
+        async with system.client() as client:
+            await setup_email(client, sendgrid)
+            sendgrid.hold()
+            answers = [await client.post(SEND, json=email_body(f"m{i}")) for i in range(sends)]
+        assert [a.status_code for a in answers] == [200] * sends
+        await sendgrid.wait_for_requests(sends, timeout_s=15)
+        kill9(first)
+        assert await first.wait_exit(10) == -signal.SIGKILL
+        sendgrid.release()  # the fake still accepts these: they are the crash window's sends
+        await sendgrid.wait_for_requests(sends, timeout_s=5)
+        system.start_worker("email", name="worker-email-2")
+
+        ids = {d["_id"] for d in await all_records(db)}
+        delivered = await wait_all_delivered(db, ids, timeout_s=40)
+        calls_at_outcome = provider_calls(sendgrid)
+        await asyncio.sleep(3)  # anything still in flight would show up now
+        calls = provider_calls(sendgrid)
+        window_duplicates = sum(n - 1 for n in calls_at_outcome.values())
+        fault_report(
+            requests_sent=sends,
+            answered_200=sends,
+            delivered=len(delivered),
+            provider_calls=sum(calls.values()),
+            provider_duplicates_from_crash_window=window_duplicates,
+            duplicates_after_outcome=sum(calls.values()) - sum(calls_at_outcome.values()),
+            mails_accepted=sum(accepted_mails(sendgrid).values()),
+        )
+        assert len(delivered) == sends
+        # Killed mid-call, each was sent once by the dead worker and once after redelivery.
+        assert sorted(calls.values()) == [2] * sends
+        assert calls == calls_at_outcome
+        assert all(d["attempts"][-1]["outcome"] == "DELIVERED" for d in delivered)
+    finally:
+        await db.close()
+
+
+async def test_sigterm_lets_in_flight_deliveries_finish_then_exits(
+    make_system: Callable[..., ProcessSystem],
+    sendgrid: FakeSendGrid,
+    fault_report: Callable[..., None],
+) -> None:
+    system = make_system()
+    worker = system.start_worker("email")
+    await system.start_api()
+    db = system.database()
+    sends = 3
+    try:
+        async with system.client() as client:
+            await setup_email(client, sendgrid)
+            sendgrid.hold()
+            for i in range(sends):
+                assert (await client.post(SEND, json=email_body(f"m{i}"))).status_code == 200
+        await sendgrid.wait_for_requests(sends, timeout_s=15)
+        worker.signal(signal.SIGTERM)
+        await asyncio.sleep(1)
+        still_running = worker.alive
+        sendgrid.release()
+        exit_code = await worker.wait_exit(15)
+        statuses = sorted(d["status"] for d in await all_records(db))
+        fault_report(
+            in_flight_at_sigterm=sends,
+            alive_1s_after_sigterm=still_running,
+            exit_code=exit_code,
+            delivered_before_exit=statuses.count("DELIVERED"),
+            provider_calls=sum(provider_calls(sendgrid).values()),
+        )
+        assert still_running
+        assert exit_code == 0
+        assert statuses == ["DELIVERED"] * sends
+    finally:
+        await db.close()
+
+
+async def test_sigterm_past_the_deadline_hands_the_work_back(
+    make_system: Callable[..., ProcessSystem],
+    sendgrid: FakeSendGrid,
+    fault_report: Callable[..., None],
+) -> None:
+    system = make_system()
+    worker = system.start_worker("email", NOTIFY_SHUTDOWN_TIMEOUT_S="1")
+    await system.start_api()
+    db = system.database()
+    sends = 2
+    try:
+        async with system.client() as client:
+            await setup_email(client, sendgrid)
+            sendgrid.hold()
+            for i in range(sends):
+                assert (await client.post(SEND, json=email_body(f"m{i}"))).status_code == 200
+        await sendgrid.wait_for_requests(sends, timeout_s=15)
+        worker.signal(signal.SIGTERM)
+        exit_code = await worker.wait_exit(10)
+        handed_back: list[dict[str, Any]] = await all_records(db)
+        statuses = sorted(d["status"] for d in handed_back)
+        sendgrid.release()
+        system.start_worker("email", name="worker-email-2")
+        delivered = await wait_all_delivered(db, {d["_id"] for d in handed_back}, timeout_s=20)
+        fault_report(
+            in_flight_at_sigterm=sends,
+            exit_code=exit_code,
+            records_handed_back_queued=statuses.count("QUEUED"),
+            delivered_by_next_worker=len(delivered),
+            provider_calls=sum(provider_calls(sendgrid).values()),
+        )
+        assert exit_code == 0
+        assert statuses == ["QUEUED"] * sends  # released, not left to the lease
+        assert len(delivered) == sends
+    finally:
+        await db.close()
