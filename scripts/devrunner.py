@@ -1,4 +1,4 @@
-"""Dev supervisor: an embedded MongoDB, the API and one worker per channel, with prefixed logs.
+"""Dev supervisor: an embedded MongoDB, the API, a worker per channel and the maintenance worker.
 
 Run through `./scripts/dev`. This is an entry point, so it reads the environment itself and
 hands the children theirs. Children run in their own process groups: Ctrl-C reaches only this
@@ -54,6 +54,7 @@ _COLORS = {
     Channel.SMS.value: "\033[33m",
     Channel.CHAT.value: "\033[34m",
     Channel.IN_APP.value: "\033[96m",
+    "maint": "\033[37m",
 }
 
 
@@ -444,6 +445,7 @@ def supervise(args: argparse.Namespace, sup: Supervisor) -> int:
     if not args.no_workers:
         for channel in Channel:
             sup.start(channel.value, [python, "-m", "workers", channel.value], env)
+        sup.start("maint", [python, "-m", "workers", "maintenance"], env)
 
     base = f"http://{host}:{port}"
     if not wait_ready(sup, f"{base}/health/ready", sup.children, args.ready_timeout):
