@@ -8,6 +8,7 @@ import signal
 from typing import Any
 
 import structlog
+from pymongo.errors import PyMongoError
 
 from api.context import AppContext
 from shared.db.base import Doc, utcnow
@@ -113,9 +114,14 @@ class Sender:
         )
         confirmed = [d["_id"] for d, r in zip(docs, results, strict=True) if r is None]
         if confirmed:
-            await self._ctx.db.notifications.mark_enqueued(
-                tenant_id=docs[0]["tenant_id"], notification_ids=confirmed
-            )
+            try:
+                await self._ctx.db.notifications.mark_enqueued(
+                    tenant_id=docs[0]["tenant_id"], notification_ids=confirmed
+                )
+            except PyMongoError as exc:
+                # Published and confirmed: the answer stays 200. Unstamped, the records are
+                # published again by the sweep, which the worker's claim makes harmless.
+                log.warning("enqueued_not_stamped", count=len(confirmed), error=repr(exc))
         failures = [r for r in results if isinstance(r, BaseException)]
         if failures:
             unconfirmed = [d["_id"] for d, r in zip(docs, results, strict=True) if r is not None]

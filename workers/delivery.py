@@ -194,8 +194,9 @@ class DeliveryHandler:
                 continue
             try:
                 attempt, last = await self._attempt(doc, provider, content, targets)
-            finally:
-                self._breaker.release(key)
+            except BaseException:
+                self._breaker.release(key)  # no verdict on the provider: free a probe slot
+                raise
             attempt["n"] = len(doc.get("attempts", [])) + len(attempts) + 1
             attempts.append(attempt)
             if last.outcome in _TRANSIENT:
@@ -343,14 +344,7 @@ class DeliveryHandler:
         results = [await self._send_one(provider, doc, content, t) for t in targets]
         for target, result in zip(targets, results, strict=True):
             if result.outcome is Outcome.INVALID_RECIPIENT and self._channel is Channel.PUSH:
-                await self._db.subscribers.remove_token(
-                    tenant_id=doc["tenant_id"],
-                    token=target.address,
-                    subscriber_id=doc["recipient"],
-                )
-                log.info(
-                    "device_token_removed", reason=result.reason, token_suffix=target.address[-6:]
-                )
+                await self._forget_token(doc, target, result)
         best = min(results, key=lambda r: _PRECEDENCE.index(r.outcome))
         attempt.update(
             outcome=best.outcome.name,
@@ -367,6 +361,17 @@ class DeliveryHandler:
                 for t, r in zip(targets, results, strict=True)
             ]
         return attempt, best
+
+    async def _forget_token(self, doc: Doc, target: _Target, result: DeliveryResult) -> None:
+        """Drop a dead device token; best effort, since the provider was already called."""
+        try:
+            await self._db.subscribers.remove_token(
+                tenant_id=doc["tenant_id"], token=target.address, subscriber_id=doc["recipient"]
+            )
+        except _DB_ERRORS as exc:  # the next send to it finds it dead again
+            log.warning("device_token_not_removed", error=str(exc))
+            return
+        log.info("device_token_removed", reason=result.reason, token_suffix=target.address[-6:])
 
     # --- recording -------------------------------------------------------------------------
 

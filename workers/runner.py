@@ -7,6 +7,8 @@ import os
 import socket
 import uuid
 
+import aio_pika
+import aiormq
 import httpx
 import orjson
 import structlog
@@ -25,6 +27,12 @@ from workers.providers import ProviderResolver
 log = structlog.get_logger(__name__)
 
 _REQUEUE_PAUSE_S = 1.0  # keeps a failing dependency from turning redelivery into a hot loop
+_SETTLE_ERRORS = (
+    aio_pika.exceptions.AMQPError,
+    aiormq.exceptions.AMQPError,
+    RuntimeError,
+    OSError,
+)
 
 
 class ChannelWorker:
@@ -134,11 +142,16 @@ class ChannelWorker:
             except Exception:
                 log.exception("handler_failed")
                 disposition = Disposition.REQUEUE
-            if disposition is Disposition.ACK:
-                await message.ack()
-            else:
-                await asyncio.sleep(_REQUEUE_PAUSE_S)
-                await message.nack(requeue=True)
+            try:
+                if disposition is Disposition.ACK:
+                    await message.ack()
+                else:
+                    await asyncio.sleep(_REQUEUE_PAUSE_S)
+                    await message.nack(requeue=True)
+            except _SETTLE_ERRORS as exc:
+                # The channel died under us: the broker redelivers the message and the claim
+                # guard makes that harmless.
+                log.warning("message_not_settled", disposition=disposition.value, error=repr(exc))
         finally:
             structlog.contextvars.unbind_contextvars(
                 "channel", "correlation_id", "attempt", "notification_id", "tenant_id"
