@@ -32,7 +32,6 @@ async def test_api_killed_between_record_and_publish_is_sent_by_the_sweep(
 ) -> None:
     system = make_system()
     system.start_worker("email")
-    system.start_worker("maintenance")
     api = await system.start_api()
     crashes = 3
     no_answer = 0
@@ -55,6 +54,7 @@ async def test_api_killed_between_record_and_publish_is_sent_by_the_sweep(
         assert all(d["status"] == "QUEUED" and "enqueued_at" not in d for d in stored)
 
         # No API runs now: only the maintenance sweep can publish them.
+        system.start_worker("maintenance")
         delivered = await wait_all_delivered(db, {d["_id"] for d in stored}, timeout_s=30)
         calls = provider_calls(sendgrid)
         fault_report(
