@@ -9,6 +9,7 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from shared.db.api_keys import ApiKeysRepo
+from shared.db.dead_letter_operations import DeadLetterOperationsRepo
 from shared.db.inbox import InboxRepo
 from shared.db.notifications import NotificationsRepo
 from shared.db.outbox import DevOutboxRepo
@@ -32,6 +33,7 @@ class Database:
     api_keys: ApiKeysRepo
     inbox: InboxRepo
     dev_outbox: DevOutboxRepo
+    dead_letter_operations: DeadLetterOperationsRepo
 
     async def ensure_indexes(self) -> None:
         """Create every collection's indexes (idempotent)."""
@@ -43,6 +45,7 @@ class Database:
             self.api_keys,
             self.inbox,
             self.dev_outbox,
+            self.dead_letter_operations,
         ):
             await repo.ensure_indexes()
 
@@ -77,4 +80,5 @@ def connect_database(*, url: str, name: str, timeout_ms: int) -> Database:
         api_keys=ApiKeysRepo(db),
         inbox=InboxRepo(db),
         dev_outbox=DevOutboxRepo(db),
+        dead_letter_operations=DeadLetterOperationsRepo(db),
     )
