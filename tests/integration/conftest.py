@@ -89,3 +89,13 @@ async def dlq_lab(_dlq_lab_module: DeadLetterLab) -> DeadLetterLab:
         ]:
             await (await channel.get_queue(name, ensure=False)).purge()
     return lab
+
+
+@pytest.fixture
+async def dlq_writer(system: System, settings: Settings) -> AsyncIterator[DeadLetterWriter]:
+    """Puts dead letters on the running system's own DLQs (its workers see the replays)."""
+    assert system.db is not None
+    async with DeadLetterWriter(
+        url=settings.rabbitmq_url, topology=Topology(settings.prefix), db=system.db
+    ) as writer:
+        yield writer
