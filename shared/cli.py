@@ -23,6 +23,7 @@ from typing import Annotated, Any
 import orjson
 import typer
 from pymongo.errors import PyMongoError
+from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 from rich.table import Table
@@ -30,7 +31,7 @@ from rich.table import Table
 from shared.db.client import connect_database
 from shared.dlq.model import DeadLetterFilter
 from shared.dlq.ops import DeadLetters, check_selection
-from shared.dlq.results import OperationResult
+from shared.dlq.results import Action, OperationResult
 from shared.dlq.results import Progress as OpProgress
 from shared.dlq.views import (
     detail_view,
@@ -178,25 +179,40 @@ def _run(work: Callable[[DeadLetters], Awaitable[int]]) -> None:
     raise typer.Exit(code)
 
 
-def _letters_table(rows: list[dict[str, Any]], *, title: str | None = None) -> Table:
-    table = Table(title=title, title_justify="left")
-    for name in ("#", "notification", "transaction", "tenant", "channel", "reason", "detail"):
-        table.add_column(name, overflow="fold")
-    for name in ("tries", "failed at", "record"):
-        table.add_column(name)
+def _short_time(value: str | None) -> str:
+    """`2025-01-31T12:00:00.123Z` as `2025-01-31 12:00:00Z` (tables only; JSON keeps ms)."""
+    return f"{value[:19].replace('T', ' ')}Z" if value else ""
+
+
+def _letters_table(
+    rows: list[dict[str, Any]], *, title: str | None = None, with_record: bool = True
+) -> Table:
+    """Dead letters, one per line; `pos` is the place in its channel's DLQ (0 = next out).
+
+    `record` is the notification record's status now (`-`: the record is gone).
+    """
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD)
+    for name in ("pos", "notification", "transaction", "tenant", "channel", "reason"):
+        table.add_column(name, no_wrap=True)
+    table.add_column("tries", justify="right")
+    table.add_column("failed at", no_wrap=True)
+    if with_record:
+        table.add_column("record", no_wrap=True)
+    table.add_column("detail", overflow="fold")
     for row in rows:
-        table.add_row(
+        cells = [
             str(row["position"]),
             row["notificationId"] or "",
             row["transactionId"] or "",
             row["tenantId"] or "",
             row["channel"],
             row["reason"] or "",
-            (row["detail"] or "")[:60],
             str(row["attempts"]),
-            row["failedAt"] or "",
-            row.get("recordStatus") or "-",
-        )
+            _short_time(row["failedAt"]),
+        ]
+        if with_record:
+            cells.append(row.get("recordStatus") or "-")
+        table.add_row(*cells, (row["detail"] or "")[:80])
     return table
 
 
@@ -256,8 +272,9 @@ def show_command(
             _print_json({"deadLetters": views})
         elif not views:
             err.print(f"no dead letter for {message_id}")
-        for view in [] if as_json else views:
-            _print_detail(view)
+        else:
+            for view in views:
+                _print_detail(view)
         return EXIT_OK if views else EXIT_NOTHING
 
     _run(work)
@@ -299,7 +316,7 @@ def _print_detail(view: dict[str, Any]) -> None:
 
 def _change(
     *,
-    action: str,
+    action: Action,
     filters: DeadLetterFilter,
     limit: int | None,
     all_matching: bool,
@@ -319,15 +336,23 @@ def _change(
     verb = "replayed" if action == "replay" else "purged"
     actor = _actor()
 
-    async def run(ops: DeadLetters, chosen: DeadLetterFilter, dry: bool, **kw: Any) -> Any:
+    async def run(
+        ops: DeadLetters, chosen: DeadLetterFilter, *, dry: bool, limit: int | None, every: bool
+    ) -> OperationResult:
         method = ops.replay_dead_letters if action == "replay" else ops.purge_dead_letters
         with _ProgressBar(enabled=not as_json and not dry) as report:
-            return await method(filters=chosen, actor=actor, dry_run=dry, on_progress=report, **kw)
+            return await method(
+                filters=chosen,
+                actor=actor,
+                dry_run=dry,
+                limit=limit,
+                all_matching=every,
+                on_progress=report,
+            )
 
     async def work(ops: DeadLetters) -> int:
-        selection = {"limit": limit, "all_matching": all_matching}
         if dry_run or not yes:
-            preview: OperationResult = await run(ops, filters, True, **selection)
+            preview = await run(ops, filters, dry=True, limit=limit, every=all_matching)
             if dry_run or not preview.affected:
                 _print_result(preview, verb=verb, as_json=as_json)
                 return EXIT_OK if preview.affected else EXIT_NOTHING
@@ -336,14 +361,13 @@ def _change(
                 err.print("nothing done")
                 return EXIT_NOTHING
             # Exactly what was shown: the messages previewed, whatever arrived since.
-            filters_now = dataclasses.replace(
+            shown = dataclasses.replace(
                 filters,
                 notification_ids=frozenset(x.notification_id for x in preview.affected),
             )
-            selection = {"limit": None, "all_matching": True}
+            result = await run(ops, shown, dry=False, limit=None, every=True)
         else:
-            filters_now = filters
-        result: OperationResult = await run(ops, filters_now, False, **selection)
+            result = await run(ops, filters, dry=False, limit=limit, every=all_matching)
         _print_result(result, verb=verb, as_json=as_json)
         return EXIT_OK if result.affected else EXIT_NOTHING
 
@@ -386,7 +410,7 @@ def _print_result(result: OperationResult, *, verb: str, as_json: bool) -> None:
     if result.affected:
         title = f"would be {verb}" if result.dry_run else verb
         rows = [letter_view(x) for x in result.affected]
-        out.print(_letters_table(rows, title=title))
+        out.print(_letters_table(rows, title=title, with_record=False))
     if result.skipped:
         skipped = Table(title="skipped (left in the DLQ)", title_justify="left")
         for name in ("notification", "transaction", "reason"):

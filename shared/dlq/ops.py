@@ -3,40 +3,28 @@ and `notifyctl`, straight against RabbitMQ and MongoDB.
 
 Every operation opens its own broker connection and reads each selected channel's DLQ in one
 locked pass (`shared/dlq/browse.py`); messages it does not take stay where they were, in
-order. Replay, per message, in this order:
-
-1. conditional update of the record: FAILED / RATE_LIMITED with this `dead_lettered_at`
-   → QUEUED (`attempt_count` 0, `replays` + 1, failure fields and claim cleared);
-2. publish the original body (`attempt` 1, failure headers dropped, `x-replayed-at`) to the
-   original queue through the default exchange, persistent, mandatory, confirmed;
-3. `enqueued_at` on the record; 4. ack the DLQ message (committed per batch).
-
-A message whose record is missing or no longer dead-lettered (already replayed, delivered,
-cancelled…) is skipped and left in place: the record is the source of truth, so only an
-operator's purge removes such a message. If the publish fails, the record is put back as it
-was (unless a worker already took it) and the message stays. Purge removes messages and
-leaves the records as they are. Every replay and purge, dry runs included, is recorded in
-`dead_letter_operations`.
+order. Replay moves a record back to QUEUED, publishes to the original queue, stamps
+`enqueued_at`, then acks (`shared/dlq/replay.py`). A message whose record is missing or no
+longer dead-lettered (already replayed, delivered, cancelled…) is skipped and left in place:
+the record is the source of truth, so only an operator's purge removes such a message.
+Purge removes messages and leaves the records as they are. Every replay and purge, dry runs
+included, is recorded in `dead_letter_operations`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from datetime import datetime
 
-import aio_pika
-import aiormq
-import orjson
 import structlog
 from aio_pika.abc import AbstractChannel, AbstractConnection
 
 from shared.db.base import Doc, utcnow
 from shared.db.client import Database
 from shared.dlq.browse import BROKER_ERRORS, DlqPass, connect, open_pass
-from shared.dlq.model import DeadLetter, DeadLetterFilter, replay_body, replay_headers
+from shared.dlq.model import DeadLetter, DeadLetterFilter
+from shared.dlq.replay import Replayer, load_records
 from shared.dlq.results import (
     Action,
     Detail,
@@ -46,7 +34,7 @@ from shared.dlq.results import (
     ProgressFn,
     Skipped,
 )
-from shared.domain import Channel, Status
+from shared.domain import Channel
 from shared.errors import BrokerUnavailable, NotifyError, ValidationFailed
 from shared.ids import new_id
 from shared.messaging.topology import Topology
@@ -54,7 +42,6 @@ from shared.messaging.topology import Topology
 log = structlog.get_logger(__name__)
 
 _BATCH = 100
-_DEAD_LETTERED = {Status.FAILED.value, Status.RATE_LIMITED.value}
 
 
 _BatchFn = Callable[
@@ -74,15 +61,6 @@ def check_selection(*, filters: DeadLetterFilter, limit: int | None, all_matchin
         errors.append("say what to take: transaction or notification ids, a limit, or all")
     if errors:
         raise ValidationFailed(errors)
-
-
-def record_problem(record: Doc | None) -> str | None:
-    """Why a record cannot be replayed now, or None."""
-    if record is None:
-        return "record_missing"
-    if record.get("status") not in _DEAD_LETTERED or "dead_lettered_at" not in record:
-        return "record_not_dead_lettered"
-    return None
 
 
 class DeadLetters:
@@ -196,7 +174,9 @@ class DeadLetters:
             dry_run=dry_run,
             correlation_id=correlation_id,
             on_progress=on_progress,
-            batch_fn=self._replay_batch,
+            batch_fn=Replayer(
+                db=self._db, topology=self._topology, timeout_s=self._timeout_s
+            ).replay_batch,
         )
 
     async def purge_dead_letters(
@@ -335,107 +315,6 @@ class DeadLetters:
         result.scanned += dlq_pass.scanned
         result.has_more |= dlq_pass.truncated
 
-    async def _replay_batch(
-        self,
-        dlq_pass: DlqPass,
-        batch: list[DeadLetter],
-        publisher: AbstractChannel | None,
-        dry_run: bool,
-    ) -> tuple[list[DeadLetter], list[Skipped]]:
-        records = await self._records(batch)
-        eligible: list[tuple[DeadLetter, Doc]] = []
-        skipped: list[Skipped] = []
-        for letter in batch:
-            record = records.get((letter.tenant_id, letter.notification_id))
-            reason = letter.problem or self._queue_problem(letter) or record_problem(record)
-            if reason is not None or record is None:
-                skipped.append(Skipped(letter=letter, reason=reason or "record_missing"))
-            else:
-                eligible.append((letter, record))
-        if dry_run or not eligible:
-            return [letter for letter, _ in eligible], skipped
-        assert publisher is not None
-        replayed_at = utcnow()
-        outcomes = await asyncio.gather(
-            *(
-                self._replay_one(letter, record, publisher, replayed_at)
-                for letter, record in eligible
-            ),
-            return_exceptions=True,
-        )
-        done: list[DeadLetter] = []
-        failure: BaseException | None = None
-        for (letter, _), outcome in zip(eligible, outcomes, strict=True):
-            if isinstance(outcome, BaseException):
-                failure = failure or outcome
-            elif outcome is None:
-                done.append(letter)
-            else:
-                skipped.append(Skipped(letter=letter, reason=outcome))
-        by_tenant: dict[str, list[str]] = {}
-        for letter in done:
-            by_tenant.setdefault(letter.tenant_id, []).append(letter.notification_id)
-        for tenant_id, ids in by_tenant.items():
-            await self._db.notifications.mark_enqueued(tenant_id=tenant_id, notification_ids=ids)
-        for letter in done:
-            await dlq_pass.remove(letter)
-        if failure is not None:
-            await dlq_pass.commit()  # what was replayed leaves the DLQ before we give up
-            raise failure
-        return done, skipped
-
-    async def _replay_one(
-        self, letter: DeadLetter, record: Doc, publisher: AbstractChannel, replayed_at: datetime
-    ) -> str | None:
-        """Replay one message; None when done, else why it was skipped."""
-        repo = self._db.notifications
-        taken = await repo.requeue_dead_lettered(
-            tenant_id=letter.tenant_id,
-            notification_id=letter.notification_id,
-            dead_lettered_at=record["dead_lettered_at"],
-            replayed_at=replayed_at,
-        )
-        if not taken:
-            return "record_changed"
-        try:
-            routed = await self._publish(publisher, letter, replayed_at)
-        except Exception:
-            await repo.restore_dead_lettered(
-                tenant_id=letter.tenant_id,
-                notification_id=letter.notification_id,
-                previous=record,
-                replayed_at=replayed_at,
-            )
-            raise
-        if routed:
-            return None
-        await repo.restore_dead_lettered(
-            tenant_id=letter.tenant_id,
-            notification_id=letter.notification_id,
-            previous=record,
-            replayed_at=replayed_at,
-        )
-        return "original_queue_missing"
-
-    async def _publish(
-        self, publisher: AbstractChannel, letter: DeadLetter, replayed_at: datetime
-    ) -> bool:
-        """Publish to the original queue; False when the broker returned it (no such queue)."""
-        message = aio_pika.Message(
-            body=orjson.dumps(replay_body(letter)),
-            content_type="application/json",
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-            priority=letter.priority,
-            message_id=letter.notification_id,
-            correlation_id=letter.correlation_id,
-            headers=replay_headers(letter, replayed_at=replayed_at),
-        )
-        async with asyncio.timeout(self._timeout_s):
-            confirmation = await publisher.default_exchange.publish(
-                message, routing_key=self._target_queue(letter), mandatory=True
-            )
-        return isinstance(confirmation, aiormq.spec.Basic.Ack)
-
     async def _purge_batch(
         self,
         dlq_pass: DlqPass,
@@ -450,26 +329,8 @@ class DeadLetters:
 
     # --- helpers ----------------------------------------------------------------------------
 
-    def _target_queue(self, letter: DeadLetter) -> str:
-        return letter.info.original_queue or self._topology.queue(letter.channel)
-
-    def _queue_problem(self, letter: DeadLetter) -> str | None:
-        # Only the work queue of the DLQ's own channel: a header naming anything else (another
-        # channel, another deployment's prefix) must not route a message there.
-        if self._target_queue(letter) != self._topology.queue(letter.channel):
-            return "unknown_original_queue"
-        return None
-
     async def _records(self, letters: list[DeadLetter]) -> dict[tuple[str, str], Doc]:
-        by_tenant: dict[str, list[str]] = {}
-        for letter in letters:
-            if letter.tenant_id and letter.notification_id:
-                by_tenant.setdefault(letter.tenant_id, []).append(letter.notification_id)
-        found: dict[tuple[str, str], Doc] = {}
-        for tenant_id, ids in by_tenant.items():
-            docs = await self._db.notifications.get_many(tenant_id=tenant_id, notification_ids=ids)
-            found.update({(tenant_id, nid): doc for nid, doc in docs.items()})
-        return found
+        return await load_records(self._db, letters)
 
     @asynccontextmanager
     async def _broker(self) -> AsyncIterator[AbstractConnection]:
