@@ -149,6 +149,9 @@ class DeadLetter:
         body_tenant = self._from_body("tenant_id")
         if body_tenant and body_tenant != self.tenant_id:
             return "malformed_message"  # headers and body disagree on the tenant
+        body_channel = self._from_body("channel")
+        if body_channel and body_channel != self.channel.value:
+            return "malformed_message"  # on another channel's DLQ: its worker would misdeliver
         return None
 
 

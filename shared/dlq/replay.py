@@ -26,16 +26,18 @@ from shared.db.client import Database
 from shared.dlq.browse import DlqPass
 from shared.dlq.model import DeadLetter, replay_body, replay_headers
 from shared.dlq.results import Skipped
-from shared.domain import Status
+from shared.domain import Channel, Status
 from shared.messaging.topology import Topology
 
 _DEAD_LETTERED = {Status.FAILED.value, Status.RATE_LIMITED.value}
 
 
-def record_problem(record: Doc | None) -> str | None:
-    """Why a record cannot be replayed now, or None."""
+def record_problem(record: Doc | None, *, channel: Channel) -> str | None:
+    """Why a record cannot be replayed from `channel`'s DLQ now, or None."""
     if record is None:
         return "record_missing"
+    if record.get("channel") != channel.value:
+        return "record_channel_mismatch"
     if record.get("status") not in _DEAD_LETTERED or "dead_lettered_at" not in record:
         return "record_not_dead_lettered"
     return None
@@ -74,7 +76,11 @@ class Replayer:
         skipped: list[Skipped] = []
         for letter in batch:
             record = records.get((letter.tenant_id, letter.notification_id))
-            reason = letter.problem or self._queue_problem(letter) or record_problem(record)
+            reason = (
+                letter.problem
+                or self._queue_problem(letter)
+                or record_problem(record, channel=letter.channel)
+            )
             if reason is not None or record is None:
                 skipped.append(Skipped(letter=letter, reason=reason or "record_missing"))
             else:

@@ -50,7 +50,8 @@ class Skipped:
     """A selected message left in place, and why.
 
     Reasons: `malformed_message` (no JSON object, or no notification / tenant id),
-    `unknown_original_queue`, `record_missing`, `record_not_dead_lettered`,
+    `unknown_original_queue`, `record_missing`, `record_channel_mismatch`,
+    `record_not_dead_lettered`,
     `record_changed` (it moved on between reading and replaying it),
     `original_queue_missing` (the broker returned the replay).
     """

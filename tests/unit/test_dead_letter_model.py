@@ -83,6 +83,8 @@ def test_a_hand_made_or_broken_message_is_readable_but_not_replayable() -> None:
     assert raw.problem == "malformed_message"
     forged = letter(headers={"x-tenant-id": "t2", "x-notification-id": "ntf_1"})
     assert forged.problem == "malformed_message"  # header and body disagree on the tenant
+    elsewhere = letter(body=orjson.dumps({"notification_id": "ntf_1", "channel": "push"}))
+    assert elsewhere.problem == "malformed_message"  # a push message on the e-mail DLQ
     bytes_headers = letter(headers={"x-failure-reason": b"bounced", "x-tenant-id": b"t1"})
     assert bytes_headers.info.reason == "bounced"
 
@@ -129,14 +131,19 @@ def test_replay_and_purge_must_name_what_they_take() -> None:
             check_selection(filters=DeadLetterFilter(), limit=limit, all_matching=every)
 
 
-def test_only_a_dead_lettered_record_is_replayable() -> None:
+def test_only_a_dead_lettered_record_of_the_same_channel_is_replayable() -> None:
     now = datetime.now(UTC)
-    assert record_problem(None) == "record_missing"
-    assert record_problem({"status": "FAILED", "dead_lettered_at": now}) is None
-    assert record_problem({"status": "RATE_LIMITED", "dead_lettered_at": now}) is None
-    assert record_problem({"status": "FAILED"}) == "record_not_dead_lettered"
-    assert record_problem({"status": "QUEUED", "dead_lettered_at": now}) == (
-        "record_not_dead_lettered"
+
+    def problem(**record: Any) -> str | None:
+        return record_problem({"channel": "email", **record}, channel=Channel.EMAIL)
+
+    assert record_problem(None, channel=Channel.EMAIL) == "record_missing"
+    assert problem(status="FAILED", dead_lettered_at=now) is None
+    assert problem(status="RATE_LIMITED", dead_lettered_at=now) is None
+    assert problem(status="FAILED") == "record_not_dead_lettered"
+    assert problem(status="QUEUED", dead_lettered_at=now) == "record_not_dead_lettered"
+    assert problem(status="FAILED", dead_lettered_at=now, channel="push") == (
+        "record_channel_mismatch"
     )
 
 
