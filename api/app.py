@@ -12,7 +12,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.context import AppContext
 from api.errors import install_error_handlers
-from api.routes import dev, health, manage, notifications, pending, user
+from api.routes import dead_letters, dev, health, manage, notifications, pending, user
 from shared.crypto import CredentialCipher
 from shared.db.client import connect_database
 from shared.messaging.broker import Broker
@@ -99,6 +99,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(health.router)
     app.include_router(notifications.router)
     app.include_router(manage.router)
+    app.include_router(dead_letters.router)
     app.include_router(user.router)
     app.include_router(pending.router)
     if settings.dev_endpoints:

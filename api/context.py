@@ -29,6 +29,7 @@ class Principal:
     scopes: frozenset[str]
     user_id: str | None = None
     via_gateway: bool = False
+    key_label: str | None = None  # names the key in audit trails: its name and hash prefix
 
     @property
     def is_admin(self) -> bool:

@@ -39,7 +39,11 @@ async def _principal_for_key(ctx: AppContext, key: str) -> Principal | None:
         return cached[1]
     doc = await ctx.db.api_keys.find(key=key)
     principal = (
-        Principal(tenant_id=doc["tenant_id"], scopes=frozenset(doc.get("scopes", [])))
+        Principal(
+            tenant_id=doc["tenant_id"],
+            scopes=frozenset(doc.get("scopes", [])),
+            key_label=f"{doc.get('name', 'key')}:{doc['key_hash'][:12]}",
+        )
         if doc
         else None
     )
@@ -74,6 +78,7 @@ async def authenticate(
             scopes=principal.scopes,
             user_id=x_user_id,
             via_gateway=True,
+            key_label=principal.key_label,
         )
     return principal
 

@@ -69,6 +69,10 @@ def describe_error(error: dict[str, Any]) -> str:
         return f"{field} must be one of the following values: {expected}"
     if kind == "uuid_parsing" or kind == "uuid_type":
         return f"{field} must be a valid UUID"
+    if kind == "timezone_aware":
+        return f"{field} must include a time zone, e.g. 2025-01-31T12:00:00Z"
+    if kind.startswith("datetime"):
+        return f"{field} must be an ISO-8601 date-time such as 2025-01-31T12:00:00Z"
     if kind == "string_pattern_mismatch":
         return f"{field} has an invalid format"
     if kind == "extra_forbidden":

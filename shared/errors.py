@@ -6,6 +6,7 @@
     ├── Forbidden             credentials valid, action not allowed (scope, tenant)
     ├── NotFound              the named subscriber / template / notification does not exist
     ├── Conflict              the request collides with existing state
+    │   └── Busy                  another operation holds the resource (e.g. a DLQ); retry
     └── Unavailable           a dependency is down; nothing was promised to the caller
         ├── BrokerUnavailable     RabbitMQ unreachable or a publish was not confirmed in time
         └── DatabaseUnavailable   MongoDB unreachable or timed out
@@ -46,6 +47,10 @@ class NotFound(NotifyError):
 
 class Conflict(NotifyError):
     """The request collides with existing state."""
+
+
+class Busy(Conflict):
+    """Another operation holds the resource right now; the same request may succeed later."""
 
 
 class Unavailable(NotifyError):

@@ -12,6 +12,7 @@ from pymongo.errors import ConnectionFailure
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from shared.db.api_keys import ApiKeysRepo
+from shared.db.dead_letter_operations import DeadLetterOperationsRepo
 from shared.db.inbox import InboxRepo
 from shared.db.notifications import NotificationsRepo
 from shared.db.outbox import DevOutboxRepo
@@ -37,6 +38,7 @@ class Database:
     api_keys: ApiKeysRepo
     inbox: InboxRepo
     dev_outbox: DevOutboxRepo
+    dead_letter_operations: DeadLetterOperationsRepo
 
     async def ensure_indexes(self) -> None:
         """Create every collection's indexes (idempotent)."""
@@ -48,6 +50,7 @@ class Database:
             self.api_keys,
             self.inbox,
             self.dev_outbox,
+            self.dead_letter_operations,
         ):
             await repo.ensure_indexes()
 
@@ -96,4 +99,5 @@ def connect_database(*, url: str, name: str, timeout_ms: int) -> Database:
         api_keys=ApiKeysRepo(db),
         inbox=InboxRepo(db),
         dev_outbox=DevOutboxRepo(db),
+        dead_letter_operations=DeadLetterOperationsRepo(db),
     )

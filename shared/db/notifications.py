@@ -13,6 +13,20 @@ from shared.domain import Status
 
 _DUPLICATE_KEY = 11000
 
+# What a replay clears: the outcome of the cycle that ended in the DLQ, and any claim on it.
+_REPLAY_UNSET = (
+    "enqueued_at",
+    "completed_at",
+    "dead_lettered_at",
+    "failure_reason",
+    "failure_detail",
+    "lease_until",
+    "worker",
+    "next_attempt_at",
+    "waiting_since",
+)
+_REPLAY_SET = ("status", "attempt_count", "queued_at", "replayed_at")
+
 
 class NotificationsRepo(Repo):
     """Notification records and their forward-only status changes."""
@@ -260,3 +274,74 @@ class NotificationsRepo(Repo):
                 if doc is not None:
                     taken.append(doc)
         return taken
+
+    # --- dead-letter replay (shared/dlq) ----------------------------------------------------
+
+    async def get_many(self, *, tenant_id: str, notification_ids: list[str]) -> dict[str, Doc]:
+        """Several records of one tenant, by id."""
+        cursor = self.col.find({"tenant_id": tenant_id, "_id": {"$in": notification_ids}})
+        return {d["_id"]: d async for d in cursor}
+
+    async def requeue_dead_lettered(
+        self,
+        *,
+        tenant_id: str,
+        notification_id: str,
+        dead_lettered_at: datetime,
+        replayed_at: datetime,
+    ) -> bool:
+        """FAILED / RATE_LIMITED and dead-lettered → QUEUED for a replay; False if it moved on.
+
+        The filter names the dead-lettering being replayed (`dead_lettered_at`), so a second
+        copy of the same DLQ message, or a replay racing another, changes nothing.
+        """
+        result = await self.col.update_one(
+            {
+                "_id": notification_id,
+                "tenant_id": tenant_id,
+                "status": {"$in": [Status.FAILED.value, Status.RATE_LIMITED.value]},
+                "dead_lettered_at": dead_lettered_at,
+            },
+            {
+                "$set": {
+                    "status": Status.QUEUED.value,
+                    "attempt_count": 0,
+                    "queued_at": replayed_at,
+                    "updated_at": replayed_at,
+                    "replayed_at": replayed_at,
+                },
+                "$inc": {"replays": 1},
+                "$unset": {name: "" for name in _REPLAY_UNSET},
+            },
+        )
+        return result.modified_count == 1
+
+    async def restore_dead_lettered(
+        self, *, tenant_id: str, notification_id: str, previous: Doc, replayed_at: datetime
+    ) -> bool:
+        """Undo `requeue_dead_lettered` when the replay was not published; False if taken.
+
+        Only a record still QUEUED by this very replay and never confirmed as enqueued is put
+        back, so a worker that already claimed it keeps it.
+        """
+        restore: Doc = {"updated_at": utcnow()}
+        clear: Doc = {}
+        for name in (*_REPLAY_UNSET, *_REPLAY_SET):
+            if name in previous:
+                restore[name] = previous[name]
+            else:
+                clear[name] = ""
+        change: Doc = {"$set": restore, "$inc": {"replays": -1}}
+        if clear:
+            change["$unset"] = clear
+        result = await self.col.update_one(
+            {
+                "_id": notification_id,
+                "tenant_id": tenant_id,
+                "status": Status.QUEUED.value,
+                "replayed_at": replayed_at,
+                "enqueued_at": {"$exists": False},
+            },
+            change,
+        )
+        return result.modified_count == 1

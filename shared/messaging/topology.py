@@ -61,6 +61,10 @@ class Topology:
         """A channel's dead-letter queue."""
         return f"{self.prefix}.{channel.value}.dlq"
 
+    def dlq_lock(self, channel: Channel) -> str:
+        """Exclusive queue held by whoever is operating on a DLQ (never declared durable)."""
+        return f"{self.prefix}.{channel.value}.dlq.lock"
+
     @property
     def digest_queue(self) -> str:
         """Digest worker's queue."""
