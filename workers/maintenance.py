@@ -23,13 +23,13 @@ from typing import Any
 import structlog
 
 from shared.db.base import Doc, utcnow
-from shared.db.client import Database, connect_database
+from shared.db.client import Database
 from shared.domain import Channel, Status
 from shared.errors import BrokerUnavailable
 from shared.messaging.broker import Broker
 from shared.messaging.messages import deliver_message
-from shared.messaging.topology import Topology
 from shared.settings import Settings
+from workers.services import connect_services
 
 log = structlog.get_logger(__name__)
 
@@ -161,14 +161,7 @@ class MaintenanceWorker:
     async def run(self) -> None:
         """Connect, then sweep until `stop`; a failed pass is logged and tried again."""
         s = self.settings
-        self._db = connect_database(
-            url=s.mongodb_url, name=s.database_name, timeout_ms=s.mongo_timeout_ms
-        )
-        await self._db.wait_ready()
-        self._broker = Broker(
-            url=s.rabbitmq_url, topology=Topology(s.prefix), publish_timeout_s=s.publish_timeout_s
-        )
-        await self._broker.connect()
+        self._db, self._broker = await connect_services(s)
         maintenance = Maintenance(db=self._db, broker=self._broker, settings=s)
         log.info("maintenance_started", interval_s=s.maintenance_interval_s)
         try:

@@ -7,32 +7,24 @@ import os
 import socket
 import uuid
 
-import aio_pika
-import aiormq
 import httpx
 import orjson
 import structlog
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
 
 from shared.crypto import CredentialCipher
-from shared.db.client import Database, connect_database
+from shared.db.client import Database
 from shared.domain import Channel
-from shared.messaging.broker import Broker
-from shared.messaging.topology import Topology
+from shared.messaging.broker import BROKER_ERRORS, Broker
 from shared.settings import Settings
 from workers.circuit import CircuitBreaker
 from workers.delivery import DeliveryHandler, Disposition
 from workers.providers import ProviderResolver
+from workers.services import connect_services
 
 log = structlog.get_logger(__name__)
 
 _REQUEUE_PAUSE_S = 1.0  # keeps a failing dependency from turning redelivery into a hot loop
-_SETTLE_ERRORS = (
-    aio_pika.exceptions.AMQPError,
-    aiormq.exceptions.AMQPError,
-    RuntimeError,
-    OSError,
-)
 
 
 class ChannelWorker:
@@ -59,14 +51,7 @@ class ChannelWorker:
     async def start(self) -> None:
         """Connect, declare, and begin consuming."""
         s = self.settings
-        self._db = connect_database(
-            url=s.mongodb_url, name=s.database_name, timeout_ms=s.mongo_timeout_ms
-        )
-        await self._db.wait_ready()
-        self._broker = Broker(
-            url=s.rabbitmq_url, topology=Topology(s.prefix), publish_timeout_s=s.publish_timeout_s
-        )
-        await self._broker.connect()
+        self._db, self._broker = await connect_services(s)
         # DESIGN.md §8: httpx grows expensive above ~32 requests in flight per client.
         self._http = httpx.AsyncClient(
             limits=httpx.Limits(max_connections=32, max_keepalive_connections=32),
@@ -148,7 +133,7 @@ class ChannelWorker:
                 else:
                     await asyncio.sleep(_REQUEUE_PAUSE_S)
                     await message.nack(requeue=True)
-            except _SETTLE_ERRORS as exc:
+            except BROKER_ERRORS as exc:
                 # The channel died under us: the broker redelivers the message and the claim
                 # guard makes that harmless.
                 log.warning("message_not_settled", disposition=disposition.value, error=repr(exc))

@@ -41,18 +41,11 @@ from aio_pika.abc import (
 from shared.dlq.model import DeadLetter
 from shared.domain import Channel
 from shared.errors import BrokerUnavailable, Busy
+from shared.messaging.broker import BROKER_ERRORS
 from shared.messaging.topology import Topology
 
 log = structlog.get_logger(__name__)
 
-BROKER_ERRORS: tuple[type[BaseException], ...] = (
-    aio_pika.exceptions.AMQPError,
-    aiormq.exceptions.AMQPError,
-    ConnectionError,
-    OSError,
-    asyncio.TimeoutError,
-    RuntimeError,  # aio-pika raises it for a channel closed under our feet
-)
 MAX_WINDOW = 65_535  # basic.qos prefetch-count is a 16-bit field
 _POLL_S = 0.02
 

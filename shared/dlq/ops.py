@@ -22,7 +22,7 @@ from aio_pika.abc import AbstractChannel, AbstractConnection
 
 from shared.db.base import Doc, utcnow
 from shared.db.client import Database
-from shared.dlq.browse import BROKER_ERRORS, DlqPass, connect, open_pass
+from shared.dlq.browse import DlqPass, connect, open_pass
 from shared.dlq.model import DeadLetter, DeadLetterFilter
 from shared.dlq.replay import Replayer, load_records
 from shared.dlq.results import (
@@ -37,6 +37,7 @@ from shared.dlq.results import (
 from shared.domain import Channel
 from shared.errors import BrokerUnavailable, NotifyError, ValidationFailed
 from shared.ids import new_id
+from shared.messaging.broker import BROKER_ERRORS
 from shared.messaging.topology import Topology
 
 log = structlog.get_logger(__name__)

@@ -19,7 +19,7 @@ from shared.messaging.topology import Topology, declare_topology, delay_routing_
 
 log = structlog.get_logger(__name__)
 
-_BROKER_ERRORS: tuple[type[BaseException], ...] = (
+BROKER_ERRORS: tuple[type[BaseException], ...] = (
     aio_pika.exceptions.AMQPError,
     aiormq.exceptions.AMQPError,
     ConnectionError,
@@ -52,7 +52,7 @@ class Broker:
         async for attempt in AsyncRetrying(
             stop=stop_after_delay(wait_s),
             wait=wait_exponential(multiplier=0.2, max=2),
-            retry=retry_if_exception_type(_BROKER_ERRORS),
+            retry=retry_if_exception_type(BROKER_ERRORS),
             reraise=True,
         ):
             with attempt:
@@ -108,7 +108,7 @@ class Broker:
                 )
         except BrokerUnavailable:
             raise
-        except _BROKER_ERRORS as exc:
+        except BROKER_ERRORS as exc:
             raise BrokerUnavailable(f"publish not confirmed: {type(exc).__name__}: {exc}") from exc
         if not isinstance(confirmation, aiormq.spec.Basic.Ack):
             raise BrokerUnavailable(f"publish refused by broker: {confirmation!r}")

@@ -7,12 +7,13 @@ bootstrap API key, and writes every child's output to a log file that a failing 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
 import signal
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -179,9 +180,14 @@ class ProcessSystem:
             limits=httpx.Limits(max_connections=64, max_keepalive_connections=64),
         )
 
-    def database(self) -> Database:
-        """A client of this system's database (the caller closes it)."""
-        return connect_database(url=self.mongodb_url, name=self.database_name, timeout_ms=3000)
+    @contextlib.asynccontextmanager
+    async def open_database(self) -> AsyncIterator[Database]:
+        """A client of this system's database, closed on the way out."""
+        db = connect_database(url=self.mongodb_url, name=self.database_name, timeout_ms=3000)
+        try:
+            yield db
+        finally:
+            await db.close()
 
     @property
     def database_name(self) -> str:

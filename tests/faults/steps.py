@@ -73,3 +73,15 @@ async def wait_all_delivered(db: Database, ids: set[str], *, timeout_s: float) -
 async def status_counts(db: Database) -> Counter[str]:
     """Records of the bootstrap tenant per status."""
     return Counter(d["status"] for d in await all_records(db))
+
+
+async def sends_held_at_the_provider(
+    client: httpx.AsyncClient, sendgrid: FakeSendGrid, sends: int
+) -> None:
+    """Set e-mail up, hold the fake's answers, send `sends` (each 200), wait until all arrive."""
+    await setup_email(client, sendgrid)
+    sendgrid.hold()
+    for i in range(sends):
+        response = await client.post(SEND, json=email_body(f"m{i}"))
+        assert response.status_code == 200, response.text
+    await sendgrid.wait_for_requests(sends, timeout_s=15)

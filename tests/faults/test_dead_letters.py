@@ -59,9 +59,8 @@ async def test_permanent_400_dead_letters_then_replays_after_the_fix(
     system = make_system()
     system.start_worker("email")
     await system.start_api()
-    db = system.database()
     sends = 4
-    try:
+    async with system.open_database() as db:
         async with system.client() as client:
             await setup_email(client, sendgrid)
             sendgrid.script_error(
@@ -142,8 +141,6 @@ async def test_permanent_400_dead_letters_then_replays_after_the_fix(
         actions = [(op["action"], op["dryRun"], op["count"]) for op in history["operations"]]
         assert ("replay", False, 1) in actions
         assert ("replay", False, 3) in actions
-    finally:
-        await db.close()
 
 
 async def _failed_count(db: Database, expected: int) -> bool:

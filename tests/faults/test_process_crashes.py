@@ -18,6 +18,7 @@ from tests.faults.steps import (
     all_records,
     email_body,
     provider_calls,
+    sends_held_at_the_provider,
     setup_email,
     wait_all_delivered,
 )
@@ -35,8 +36,7 @@ async def test_api_killed_between_record_and_publish_is_sent_by_the_sweep(
     api = await system.start_api()
     crashes = 3
     no_answer = 0
-    db = system.database()
-    try:
+    async with system.open_database() as db:
         async with system.client() as client:
             await setup_email(client, sendgrid)
             api.stop()
@@ -70,8 +70,6 @@ async def test_api_killed_between_record_and_publish_is_sent_by_the_sweep(
         assert no_answer == crashes
         assert all(d.get("sweeps", 0) == 0 for d in delivered)  # taken as unpublished
         assert sorted(calls.values()) == [1] * crashes
-    finally:
-        await db.close()
 
 
 async def test_worker_killed_during_the_provider_call_is_redelivered_once(
@@ -83,15 +81,9 @@ async def test_worker_killed_during_the_provider_call_is_redelivered_once(
     first = system.start_worker("email", name="worker-email-1")
     system.start_worker("maintenance")
     await system.start_api()
-    db = system.database()
     sends = 5
-    try:
-        async with system.client() as client:
-            await setup_email(client, sendgrid)
-            sendgrid.hold()
-            answers = [await client.post(SEND, json=email_body(f"m{i}")) for i in range(sends)]
-        assert [a.status_code for a in answers] == [200] * sends
-        await sendgrid.wait_for_requests(sends, timeout_s=15)
+    async with system.open_database() as db, system.client() as client:
+        await sends_held_at_the_provider(client, sendgrid, sends)
         kill9(first)
         assert await first.wait_exit(10) == -signal.SIGKILL
         sendgrid.release()  # the fake still accepts these: they are the crash window's sends
@@ -118,8 +110,6 @@ async def test_worker_killed_during_the_provider_call_is_redelivered_once(
         assert sorted(calls.values()) == [2] * sends
         assert calls == calls_at_outcome
         assert all(d["attempts"][-1]["outcome"] == "DELIVERED" for d in delivered)
-    finally:
-        await db.close()
 
 
 async def test_sigterm_lets_in_flight_deliveries_finish_then_exits(
@@ -130,15 +120,9 @@ async def test_sigterm_lets_in_flight_deliveries_finish_then_exits(
     system = make_system()
     worker = system.start_worker("email")
     await system.start_api()
-    db = system.database()
     sends = 3
-    try:
-        async with system.client() as client:
-            await setup_email(client, sendgrid)
-            sendgrid.hold()
-            for i in range(sends):
-                assert (await client.post(SEND, json=email_body(f"m{i}"))).status_code == 200
-        await sendgrid.wait_for_requests(sends, timeout_s=15)
+    async with system.open_database() as db, system.client() as client:
+        await sends_held_at_the_provider(client, sendgrid, sends)
         worker.signal(signal.SIGTERM)
         await asyncio.sleep(1)
         still_running = worker.alive
@@ -155,8 +139,6 @@ async def test_sigterm_lets_in_flight_deliveries_finish_then_exits(
         assert still_running
         assert exit_code == 0
         assert statuses == ["DELIVERED"] * sends
-    finally:
-        await db.close()
 
 
 async def test_sigterm_past_the_deadline_hands_the_work_back(
@@ -167,15 +149,9 @@ async def test_sigterm_past_the_deadline_hands_the_work_back(
     system = make_system()
     worker = system.start_worker("email", NOTIFY_SHUTDOWN_TIMEOUT_S="1")
     await system.start_api()
-    db = system.database()
     sends = 2
-    try:
-        async with system.client() as client:
-            await setup_email(client, sendgrid)
-            sendgrid.hold()
-            for i in range(sends):
-                assert (await client.post(SEND, json=email_body(f"m{i}"))).status_code == 200
-        await sendgrid.wait_for_requests(sends, timeout_s=15)
+    async with system.open_database() as db, system.client() as client:
+        await sends_held_at_the_provider(client, sendgrid, sends)
         worker.signal(signal.SIGTERM)
         exit_code = await worker.wait_exit(10)
         handed_back: list[dict[str, Any]] = await all_records(db)
@@ -193,5 +169,3 @@ async def test_sigterm_past_the_deadline_hands_the_work_back(
         assert exit_code == 0
         assert statuses == ["QUEUED"] * sends  # released, not left to the lease
         assert len(delivered) == sends
-    finally:
-        await db.close()

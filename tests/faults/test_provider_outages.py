@@ -33,8 +33,7 @@ async def test_provider_503_for_a_while_then_recovered_delivers_everything_once(
     system.start_worker("maintenance")
     await system.start_api()
     sends = 100
-    db = system.database()
-    try:
+    async with system.open_database() as db:
         async with system.client() as client:
             await setup_email(client, sendgrid)
             sendgrid.script_error(503, "Service Unavailable", times=100_000)
@@ -64,8 +63,6 @@ async def test_provider_503_for_a_while_then_recovered_delivers_everything_once(
         # The circuit held most of them back instead of hammering the failing provider.
         assert sum(d.get("circuit_waits", 0) for d in delivered) > 0
         assert failed_calls < sends * 3
-    finally:
-        await db.close()
 
 
 async def test_429_with_retry_after_3_is_not_retried_before_3_s(
@@ -76,8 +73,7 @@ async def test_429_with_retry_after_3_is_not_retried_before_3_s(
     system = make_system()
     system.start_worker("email")
     await system.start_api()
-    db = system.database()
-    try:
+    async with system.open_database() as db:
         async with system.client() as client:
             await setup_email(client, sendgrid)
             sendgrid.script_error(429, "too many requests", headers={"Retry-After": "3"}, times=2)
@@ -98,5 +94,3 @@ async def test_429_with_retry_after_3_is_not_retried_before_3_s(
             "DELIVERED",
         ]
         assert all(gap >= 3.0 for gap in gaps)
-    finally:
-        await db.close()

@@ -78,8 +78,7 @@ async def _settle_and_count(
     stream: dict[str, Any],
     fault_report: Callable[..., None],
 ) -> None:
-    db = system.database()
-    try:
+    async with system.open_database() as db:
         accepted = {body["transactionId"] for status, body in stream["results"] if status == 200}
         records = await all_records(db)
         ok_records = {d["_id"] for d in records if d["transaction_id"] in accepted}
@@ -103,8 +102,6 @@ async def _settle_and_count(
         assert stream["ok_after_outage"] > 0, "the API did not recover"
         assert len(ok_records) == stream["ok"]
         assert all(calls[i] == 1 for i in ok_records)
-    finally:
-        await db.close()
 
 
 def _local_rabbitmq(url: str) -> None:
