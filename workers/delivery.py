@@ -182,7 +182,10 @@ class DeliveryHandler:
 
         provider = providers[0]
         attempt["provider"] = provider.name
+        sending = time.perf_counter()
         results = [await self._send_one(provider, doc, content, t) for t in targets]
+        # Kept apart from duration_ms so the provider's share of an attempt is visible.
+        attempt["provider_ms"] = round((time.perf_counter() - sending) * 1000, 2)
         for target, result in zip(targets, results, strict=True):
             if result.outcome is Outcome.INVALID_RECIPIENT and self._channel is Channel.PUSH:
                 await self._db.subscribers.remove_token(
