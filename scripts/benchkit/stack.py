@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
+import aio_pika
 import devrunner
 
 from shared.domain import Channel
@@ -29,6 +30,7 @@ from tests.support import delete_broker_objects, drop_database
 
 BENCHKIT = Path(__file__).resolve().parent
 FAKE_READY_S = 20.0
+CLEAN_RETRY_S = 90.0
 
 
 @dataclass
@@ -145,6 +147,16 @@ class Stack:
             self._log.close()
 
     async def _clean(self) -> None:
-        await delete_broker_objects(self.config.rabbitmq_url, Topology(self.prefix))
+        # The shared broker may be restarting (other engineers' fault tests): keep trying a
+        # while rather than leave this run's queues behind.
+        deadline = time.monotonic() + CLEAN_RETRY_S
+        while True:
+            try:
+                await delete_broker_objects(self.config.rabbitmq_url, Topology(self.prefix))
+                break
+            except (OSError, aio_pika.exceptions.AMQPError):
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(2)
         if self.mongodb_url and not self.embedded_db:
             await drop_database(self.mongodb_url, self.database_name)
