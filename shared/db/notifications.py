@@ -6,9 +6,11 @@ from datetime import timedelta
 from typing import Any
 
 from pymongo import ASCENDING, IndexModel
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError, DuplicateKeyError, WriteError
 
 from shared.db.base import Doc, Repo, utcnow
+from shared.db.batching import Coalescer
 from shared.domain import Status
 
 _DUPLICATE_KEY = 11000
@@ -18,6 +20,11 @@ class NotificationsRepo(Repo):
     """Notification records and their forward-only status changes."""
 
     collection_name = "notifications"
+
+    def __init__(self, db: AsyncDatabase[Doc]) -> None:
+        super().__init__(db)
+        self._inserts: Coalescer[None, Doc, tuple[Doc, bool]] = Coalescer(self._insert_batch)
+        self._enqueued: Coalescer[str, list[str], None] = Coalescer(self._mark_enqueued_batch)
 
     async def ensure_indexes(self) -> None:
         """Idempotency, status/time, recipient, transaction and provider-id look-ups."""
@@ -37,17 +44,39 @@ class NotificationsRepo(Repo):
         )
 
     async def insert(self, doc: Doc) -> tuple[Doc, bool]:
-        """Insert a record; on an idempotency-key clash return the existing one instead."""
+        """Insert a record; on an idempotency-key clash return the existing one instead.
+
+        Concurrent inserts go to the server together (`shared.db.batching`); each caller still
+        learns only its own record's fate, after that record is written.
+        """
+        return await self._inserts.submit(None, doc)
+
+    async def _insert_batch(
+        self, _: None, docs: list[Doc]
+    ) -> list[tuple[Doc, bool] | BaseException]:
         try:
-            await self.col.insert_one(doc)
-            return doc, True
-        except DuplicateKeyError:
+            await self.col.insert_many(docs, ordered=False)
+            return [(doc, True) for doc in docs]
+        except BulkWriteError as exc:
+            errors = {e["index"]: e for e in exc.details.get("writeErrors", [])}
+        outcomes: list[tuple[Doc, bool] | BaseException] = []
+        for index, doc in enumerate(docs):
+            error = errors.get(index)
+            if error is None:
+                outcomes.append((doc, True))
+                continue
+            if error.get("code") != _DUPLICATE_KEY or "idempotency_key" not in doc:
+                outcomes.append(WriteError(error.get("errmsg"), error.get("code"), error))
+                continue
+            # An earlier request (possibly in this very batch) holds the key: answer with it.
             existing = await self.col.find_one(
                 {"tenant_id": doc["tenant_id"], "idempotency_key": doc["idempotency_key"]}
             )
             if existing is None:  # the first writer's record vanished: surface the clash
-                raise
-            return existing, False
+                outcomes.append(DuplicateKeyError(error.get("errmsg"), _DUPLICATE_KEY, error))
+            else:
+                outcomes.append((existing, False))
+        return outcomes
 
     async def insert_many(self, docs: list[Doc]) -> list[Doc]:
         """Insert in one batch; a record whose idempotency key exists comes back as the old one."""
@@ -85,12 +114,22 @@ class NotificationsRepo(Repo):
         return [d async for d in cursor.sort("_id", ASCENDING)]
 
     async def mark_enqueued(self, *, tenant_id: str, notification_ids: list[str]) -> None:
-        """Record that the publish of these records was confirmed by the broker."""
+        """Record that the publish of these records was confirmed by the broker.
+
+        Concurrent calls of one tenant share one `update_many`; each returns once its own
+        records are stamped.
+        """
+        await self._enqueued.submit(tenant_id, notification_ids)
+
+    async def _mark_enqueued_batch(
+        self, tenant_id: str, id_lists: list[list[str]]
+    ) -> list[BaseException | None]:
         now = utcnow()
         await self.col.update_many(
-            {"tenant_id": tenant_id, "_id": {"$in": notification_ids}},
+            {"tenant_id": tenant_id, "_id": {"$in": [i for ids in id_lists for i in ids]}},
             {"$set": {"enqueued_at": now}},
         )
+        return [None] * len(id_lists)
 
     async def claim(
         self, *, tenant_id: str, notification_id: str, worker: str, lease_s: int
