@@ -86,17 +86,14 @@ class DeliveryHandler:
             log.error("message_malformed", body=str(body)[:200])
             return Disposition.ACK
         repo = self._db.notifications
-        claimed = await repo.claim(
+        doc = await repo.claim_and_get(
             tenant_id=tenant_id,
             notification_id=notification_id,
             worker=self._worker_id,
             lease_s=self._lease_s,
         )
-        if not claimed:
+        if doc is None:
             return await self._not_claimed(tenant_id=tenant_id, notification_id=notification_id)
-        doc = await repo.get(tenant_id=tenant_id, notification_id=notification_id)
-        if doc is None:  # deleted between claim and read
-            return Disposition.ACK
         try:
             status, attempt, fields = await self._deliver(doc)
         except Exception:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 from typing import Any
 
@@ -25,6 +26,9 @@ class NotificationsRepo(Repo):
         super().__init__(db)
         self._inserts: Coalescer[None, Doc, tuple[Doc, bool]] = Coalescer(self._insert_batch)
         self._enqueued: Coalescer[str, list[str], None] = Coalescer(self._mark_enqueued_batch)
+        self._claims: Coalescer[tuple[str, str, int], str, Doc | None] = Coalescer(
+            self._claim_batch
+        )
 
     async def ensure_indexes(self) -> None:
         """Idempotency, status/time, recipient, transaction and provider-id look-ups."""
@@ -161,6 +165,53 @@ class NotificationsRepo(Repo):
             },
         )
         return result.modified_count == 1
+
+    async def claim_and_get(
+        self, *, tenant_id: str, notification_id: str, worker: str, lease_s: int
+    ) -> Doc | None:
+        """`claim`, then the claimed record; None if another worker holds it or it is final.
+
+        Concurrent claims of one worker go out together: one `update_many` that stamps a
+        token unique to the batch, then one `find` of the records carrying that token, so a
+        record is returned only to the caller whose batch won it (2 commands per batch
+        instead of 2 per message). The same id twice in one batch is claimed once.
+        """
+        return await self._claims.submit((tenant_id, worker, lease_s), notification_id)
+
+    async def _claim_batch(
+        self, key: tuple[str, str, int], notification_ids: list[str]
+    ) -> list[Doc | BaseException | None]:
+        tenant_id, worker, lease_s = key
+        now = utcnow()
+        token = uuid.uuid4().hex
+        unique = list(dict.fromkeys(notification_ids))
+        await self.col.update_many(
+            {
+                "_id": {"$in": unique},
+                "tenant_id": tenant_id,
+                "$or": [
+                    {"status": Status.QUEUED.value},
+                    {"status": Status.PROCESSING.value, "lease_until": {"$lt": now}},
+                ],
+            },
+            {
+                "$set": {
+                    "status": Status.PROCESSING.value,
+                    "processing_at": now,
+                    "lease_until": now + timedelta(seconds=lease_s),
+                    "worker": worker,
+                    "claim_token": token,
+                    "updated_at": now,
+                }
+            },
+        )
+        won = {
+            d["_id"]: d
+            async for d in self.col.find(
+                {"_id": {"$in": unique}, "tenant_id": tenant_id, "claim_token": token}
+            )
+        }
+        return [won.pop(i, None) for i in notification_ids]
 
     async def release(self, *, tenant_id: str, notification_id: str, worker: str) -> bool:
         """PROCESSING → QUEUED, for a message this worker will let the broker redeliver."""
