@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
-from pymongo import ASCENDING, IndexModel
+from pymongo import ASCENDING, IndexModel, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError, WriteError
 
@@ -26,6 +27,7 @@ class NotificationsRepo(Repo):
         super().__init__(db)
         self._inserts: Coalescer[None, Doc, tuple[Doc, bool]] = Coalescer(self._insert_batch)
         self._enqueued: Coalescer[str, list[str], None] = Coalescer(self._mark_enqueued_batch)
+        self._finishes: Coalescer[None, _Finish, bool] = Coalescer(self._finish_batch)
         self._claims: Coalescer[tuple[str, str, int], str, Doc | None] = Coalescer(
             self._claim_batch
         )
@@ -239,7 +241,11 @@ class NotificationsRepo(Repo):
         attempt: dict[str, Any],
         fields: dict[str, Any] | None = None,
     ) -> bool:
-        """PROCESSING → a final status, appending the attempt; False if the claim was lost."""
+        """PROCESSING → a final status, appending the attempt; False if the claim was lost.
+
+        Concurrent finishes go out as one unordered `bulk_write`; each caller learns whether
+        its own record was the one updated.
+        """
         now = utcnow()
         update: dict[str, Any] = {
             "status": status.value,
@@ -249,7 +255,7 @@ class NotificationsRepo(Repo):
         }
         if status is Status.DELIVERED:
             update["delivered_at"] = now
-        result = await self.col.update_one(
+        op = UpdateOne(
             {
                 "_id": notification_id,
                 "tenant_id": tenant_id,
@@ -258,4 +264,36 @@ class NotificationsRepo(Repo):
             },
             {"$set": update, "$unset": {"lease_until": ""}, "$push": {"attempts": attempt}},
         )
-        return result.modified_count == 1
+        return await self._finishes.submit(None, _Finish(op, notification_id, worker, now))
+
+    async def _finish_batch(self, _: None, finishes: list[_Finish]) -> list[bool | BaseException]:
+        errors: dict[int, Any] = {}
+        try:
+            result = await self.col.bulk_write([f.op for f in finishes], ordered=False)
+            if result.modified_count == len(finishes):
+                return [True] * len(finishes)
+        except BulkWriteError as exc:
+            errors = {e["index"]: e for e in exc.details.get("writeErrors", [])}
+        # Some update matched nothing (a lost claim) or failed: the counts do not say which,
+        # so read back whose record carries this finish (worker and completion time).
+        ids = [f.notification_id for f in finishes]
+        found = {d["_id"]: d async for d in self.col.find({"_id": {"$in": ids}})}
+        outcomes: list[bool | BaseException] = []
+        for index, f in enumerate(finishes):
+            error = errors.get(index)
+            if error is not None:
+                outcomes.append(WriteError(error.get("errmsg"), error.get("code"), error))
+                continue
+            doc = found.get(f.notification_id) or {}
+            outcomes.append(doc.get("worker") == f.worker and doc.get("completed_at") == f.at)
+        return outcomes
+
+
+@dataclass(frozen=True, slots=True)
+class _Finish:
+    """One queued `finish`: its update and what identifies it on the record afterwards."""
+
+    op: UpdateOne
+    notification_id: str
+    worker: str
+    at: datetime
