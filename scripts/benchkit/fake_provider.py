@@ -70,6 +70,9 @@ def main() -> None:
         lifespan="off",
         log_level="warning",
         access_log=False,
+        # Longer than the worker's pool keeps a connection idle, so the fake never closes one
+        # just as the worker reuses it (a ReadError that says nothing about the system).
+        timeout_keep_alive=120,
     )
 
 

@@ -140,11 +140,13 @@ class Stack:
         if sup is not None:
             sup.stop_all([c for c in sup.children if c.name != "mongo"])
             sup.stop_all([c for c in sup.children if c.name == "mongo"])
-        asyncio.run(self._clean())
-        if self._tmp is not None:
-            shutil.rmtree(self._tmp, ignore_errors=True)
-        if self._log is not None:
-            self._log.close()
+        try:
+            asyncio.run(self._clean())
+        finally:
+            if self._tmp is not None:
+                shutil.rmtree(self._tmp, ignore_errors=True)
+            if self._log is not None:
+                self._log.close()
 
     async def _clean(self) -> None:
         # The shared broker may be restarting (other engineers' fault tests): keep trying a
