@@ -52,7 +52,11 @@ class LoadGenerator:
         self._session: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> LoadGenerator:
-        connector = aiohttp.TCPConnector(limit=self._max_connections, ttl_dns_cache=None)
+        # Idle connections are dropped before uvicorn's 5 s keep-alive ends, so a connection
+        # left idle between phases is never reused just as the server closes it.
+        connector = aiohttp.TCPConnector(
+            limit=self._max_connections, ttl_dns_cache=None, keepalive_timeout=2.0
+        )
         self._session = aiohttp.ClientSession(
             connector=connector, timeout=aiohttp.ClientTimeout(total=60)
         )
