@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, IndexModel
+from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from shared.db.base import Doc, Repo, utcnow
 
+_VERSION_CACHE_SIZE = 1024
 ENVIRONMENT = "production"  # promotion between environments comes with workflows
 
 
@@ -16,6 +18,10 @@ class TemplatesRepo(Repo):
     """Every call to `create_version` adds a version; old versions stay readable."""
 
     collection_name = "templates"
+
+    def __init__(self, db: AsyncDatabase[Doc]) -> None:
+        super().__init__(db)
+        self._versions: dict[tuple[str, str, int], Doc] = {}
 
     async def ensure_indexes(self) -> None:
         """Unique version per (tenant, environment, code)."""
@@ -67,9 +73,20 @@ class TemplatesRepo(Repo):
             "environment": ENVIRONMENT,
             "template_code": template_code,
         }
-        if version is not None:
-            query["version"] = version
-        return await self.col.find_one(query, sort=[("version", DESCENDING)])
+        if version is None:
+            return await self.col.find_one(query, sort=[("version", DESCENDING)])
+        # A stored version never changes (every create is a new version, nothing deletes one),
+        # so the worker need not read it again for every message that names it.
+        key = (tenant_id, template_code, version)
+        cached = self._versions.get(key)
+        if cached is not None:
+            return cached
+        doc = await self.col.find_one({**query, "version": version})
+        if doc is not None:
+            if len(self._versions) >= _VERSION_CACHE_SIZE:
+                self._versions.pop(next(iter(self._versions)))
+            self._versions[key] = doc
+        return doc
 
     async def latest_for_locale(
         self, *, tenant_id: str, template_code: str, locale: str | None
