@@ -35,7 +35,7 @@ class Settings(BaseSettings):
 
     publish_timeout_s: float = 5.0
     mongo_timeout_ms: int = 3000
-    worker_prefetch: int = 50
+    worker_prefetch: int = 200
     worker_lease_s: int = 60
     provider_timeout_s: float = 10.0
     bulk_max_recipients: int = 100
