@@ -419,12 +419,18 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def start_services(sup: Supervisor, env: Mapping[str, str], *, workers: bool = True) -> None:
-    """Start the API and, unless told not to, one worker per channel (dev and bench share it)."""
+    """Start the API and, unless told not to, NOTIFY_WORKER_PROCESSES workers per channel."""
     python = sys.executable
     sup.start("api", [python, "-m", "api"], env)
-    if workers:
-        for channel in Channel:
-            sup.start(channel.value, [python, "-m", "workers", channel.value], env)
+    if not workers:
+        return
+    copies = int(
+        env.get("NOTIFY_WORKER_PROCESSES") or Settings.model_fields["worker_processes"].default
+    )
+    for channel in Channel:
+        for n in range(1, copies + 1):
+            name = channel.value if n == 1 else f"{channel.value}{n}"
+            sup.start(name, [python, "-m", "workers", channel.value], env)
 
 
 def supervise(args: argparse.Namespace, sup: Supervisor) -> int:
