@@ -123,8 +123,9 @@ class Stack:
         role_of = {"api": "api", "mongo": "database", "fake": "provider"}
         role_of.update({c.value: "worker" for c in Channel})
         for child in self._sup.children if self._sup else []:
+            # Extra copies of a channel's worker are named email2, email3, …
             if child.exit_code is None:
-                roles[role_of[child.name]].append(child.proc.pid)
+                roles[role_of[child.name.rstrip("0123456789")]].append(child.proc.pid)
         return roles
 
     def dead_child(self) -> str | None:
