@@ -18,6 +18,22 @@ from shared.domain import Status
 _DUPLICATE_KEY = 11000
 
 
+def _claimable(now: datetime) -> Doc:
+    """Filter clauses of a record a worker may claim: QUEUED, or PROCESSING past its lease.
+
+    Written without a top-level `$or`: SecantusDB (the embedded server) cannot use an index
+    for a filter that has one, so each claim scanned the whole collection and slowed down as
+    it grew (measured at 20,000 records: 11 vs 725 claims/s). `lease_until` is set only while
+    a record is PROCESSING (claim sets it; release and finish unset it), so "no live lease"
+    is the same condition for both statuses; a stray lease on a QUEUED record could only
+    delay its claim until the lease ends, never allow two.
+    """
+    return {
+        "status": {"$in": [Status.QUEUED.value, Status.PROCESSING.value]},
+        "lease_until": {"$not": {"$gte": now}},
+    }
+
+
 class NotificationsRepo(Repo):
     """Notification records and their forward-only status changes."""
 
@@ -132,7 +148,9 @@ class NotificationsRepo(Repo):
     ) -> list[BaseException | None]:
         now = utcnow()
         await self.col.update_many(
-            {"tenant_id": tenant_id, "_id": {"$in": [i for ids in id_lists for i in ids]}},
+            # `_id` first: SecantusDB plans a filter by its first indexable clause, and led by
+            # tenant_id it walked every record of the tenant (see _claimable).
+            {"_id": {"$in": [i for ids in id_lists for i in ids]}, "tenant_id": tenant_id},
             {"$set": {"enqueued_at": now}},
         )
         return [None] * len(id_lists)
@@ -148,14 +166,7 @@ class NotificationsRepo(Repo):
         """
         now = utcnow()
         result = await self.col.update_one(
-            {
-                "_id": notification_id,
-                "tenant_id": tenant_id,
-                "$or": [
-                    {"status": Status.QUEUED.value},
-                    {"status": Status.PROCESSING.value, "lease_until": {"$lt": now}},
-                ],
-            },
+            {"_id": notification_id, "tenant_id": tenant_id, **_claimable(now)},
             {
                 "$set": {
                     "status": Status.PROCESSING.value,
@@ -188,14 +199,7 @@ class NotificationsRepo(Repo):
         token = uuid.uuid4().hex
         unique = list(dict.fromkeys(notification_ids))
         await self.col.update_many(
-            {
-                "_id": {"$in": unique},
-                "tenant_id": tenant_id,
-                "$or": [
-                    {"status": Status.QUEUED.value},
-                    {"status": Status.PROCESSING.value, "lease_until": {"$lt": now}},
-                ],
-            },
+            {"_id": {"$in": unique}, "tenant_id": tenant_id, **_claimable(now)},
             {
                 "$set": {
                     "status": Status.PROCESSING.value,
@@ -259,7 +263,9 @@ class NotificationsRepo(Repo):
             {
                 "_id": notification_id,
                 "tenant_id": tenant_id,
-                "status": Status.PROCESSING.value,
+                # `$eq` rather than a bare value keeps SecantusDB off the (tenant, status)
+                # index, which holds every record in flight, and on the `_id` look-up.
+                "status": {"$eq": Status.PROCESSING.value},
                 "worker": worker,
             },
             {"$set": update, "$unset": {"lease_until": ""}, "$push": {"attempts": attempt}},
