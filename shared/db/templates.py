@@ -9,6 +9,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from shared.db.base import Doc, Repo, utcnow
+from shared.db.batching import Coalescer
 
 _VERSION_CACHE_SIZE = 1024
 ENVIRONMENT = "production"  # promotion between environments comes with workflows
@@ -22,6 +23,9 @@ class TemplatesRepo(Repo):
     def __init__(self, db: AsyncDatabase[Doc]) -> None:
         super().__init__(db)
         self._versions: dict[tuple[str, str, int], Doc] = {}
+        self._latest: Coalescer[tuple[str, str, str | None], None, Doc | None] = Coalescer(
+            self._latest_batch
+        )
 
     async def ensure_indexes(self) -> None:
         """Unique version per (tenant, environment, code)."""
@@ -91,18 +95,31 @@ class TemplatesRepo(Repo):
     async def latest_for_locale(
         self, *, tenant_id: str, template_code: str, locale: str | None
     ) -> Doc | None:
-        """Newest version in `locale`, else newest without a locale, else newest of any."""
+        """Newest version in `locale`, else newest without a locale, else newest of any.
+
+        Every seed-003 request asks this; identical concurrent look-ups share one read, which
+        is issued after each of them arrived (so a version created before a request is seen).
+        """
+        return await self._latest.submit((tenant_id, template_code, locale), None)
+
+    async def _latest_batch(
+        self, key: tuple[str, str, str | None], callers: list[None]
+    ) -> list[Doc | None]:
+        tenant_id, template_code, locale = key
         query: Doc = {
             "tenant_id": tenant_id,
             "environment": ENVIRONMENT,
             "template_code": template_code,
         }
         newest = [("version", DESCENDING)]
+        found: Doc | None = None
         for wanted in dict.fromkeys((locale, None)):
-            doc = await self.col.find_one({**query, "locale": wanted}, sort=newest)
-            if doc is not None:
-                return doc
-        return await self.col.find_one(query, sort=newest)
+            found = await self.col.find_one({**query, "locale": wanted}, sort=newest)
+            if found is not None:
+                break
+        if found is None:
+            found = await self.col.find_one(query, sort=newest)
+        return [None if found is None else dict(found) for _ in callers]
 
     async def list_latest(self, *, tenant_id: str) -> list[Doc]:
         """The latest version of every template code."""
