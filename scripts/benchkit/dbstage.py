@@ -65,12 +65,22 @@ async def _worker_side(db: Database, timer: _Timer, notification_id: str) -> Non
     """What a worker does to the database for one delivered message."""
     repo = db.notifications
     worker = "dbstage-worker"
-    doc = await timer(
-        "claim_and_get",
-        repo.claim_and_get(
-            tenant_id=TENANT, notification_id=notification_id, worker=worker, lease_s=60
-        ),
-    )
+    if hasattr(repo, "claim_and_get"):
+        doc = await timer(
+            "claim_and_get",
+            repo.claim_and_get(
+                tenant_id=TENANT, notification_id=notification_id, worker=worker, lease_s=60
+            ),
+        )
+    else:  # a tree from before claim_and_get: the worker claimed, then read
+        claimed = await timer(
+            "claim",
+            repo.claim(
+                tenant_id=TENANT, notification_id=notification_id, worker=worker, lease_s=60
+            ),
+        )
+        assert claimed
+        doc = await timer("get", repo.get(tenant_id=TENANT, notification_id=notification_id))
     assert doc is not None
     await timer("subscriber", db.subscribers.get(tenant_id=TENANT, subscriber_id=SUBSCRIBER))
     attempt = {"at": utcnow(), "worker": worker, "outcome": "DELIVERED", "n": 1}
