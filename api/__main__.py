@@ -13,6 +13,18 @@ def main() -> None:
     """Entry point: settings are read here and nowhere below."""
     settings = Settings()
     configure_logging(settings, process="api")
+    if settings.api_processes > 1:
+        # uvicorn's own process manager: each worker builds the app from the environment.
+        uvicorn.run(
+            "api.app:create_app_from_env",
+            factory=True,
+            workers=settings.api_processes,
+            host=settings.api_host,
+            port=settings.api_port,
+            log_level=settings.log_level.lower(),
+            access_log=False,
+        )
+        return
     uvicorn.run(
         create_app(settings),
         host=settings.api_host,

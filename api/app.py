@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import structlog
 from fastapi import FastAPI
+from pymongo.errors import DuplicateKeyError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.context import AppContext
@@ -15,6 +17,7 @@ from api.errors import install_error_handlers
 from api.routes import dead_letters, dev, health, manage, notifications, pending, user
 from shared.crypto import CredentialCipher
 from shared.db.client import connect_database
+from shared.logging import configure_logging
 from shared.messaging.broker import Broker
 from shared.messaging.topology import Topology
 from shared.settings import Settings
@@ -53,6 +56,13 @@ class CorrelationIdMiddleware:
             structlog.contextvars.unbind_contextvars("correlation_id")
 
 
+def create_app_from_env() -> FastAPI:
+    """The app of one uvicorn worker process when the API runs several (an entry point)."""
+    settings = Settings()
+    configure_logging(settings, process="api")
+    return create_app(settings)
+
+
 def create_app(settings: Settings) -> FastAPI:
     """Build the app; connections open in the lifespan, so import has no side effects."""
 
@@ -70,12 +80,14 @@ def create_app(settings: Settings) -> FastAPI:
         )
         await db.wait_ready()
         if settings.bootstrap_api_key:
-            await db.api_keys.ensure(
-                key=settings.bootstrap_api_key,
-                tenant_id=BOOTSTRAP_TENANT,
-                scopes=["admin"],
-                name="bootstrap",
-            )
+            # With several API processes, two upserts can race; the loser's key exists anyway.
+            with contextlib.suppress(DuplicateKeyError):
+                await db.api_keys.ensure(
+                    key=settings.bootstrap_api_key,
+                    tenant_id=BOOTSTRAP_TENANT,
+                    scopes=["admin"],
+                    name="bootstrap",
+                )
         await broker.connect()
         app.state.ctx = AppContext(
             settings=settings, db=db, broker=broker, cipher=CredentialCipher(settings.secret_key)

@@ -269,15 +269,17 @@ def mongo_answers(url: str) -> bool:
         client.close()
 
 
-def start_mongo(sup: Supervisor, env: Mapping[str, str]) -> str | None:
-    """Start SecantusDB on a free port with data in .data/mongo; return its URL once it answers."""
+def start_mongo(
+    sup: Supervisor, env: Mapping[str, str], *, storage: Path = MONGO_DIR
+) -> str | None:
+    """Start SecantusDB on a free port with data in `storage`; return its URL once it answers."""
     exe = find_secantusd()
     if exe is None:
         sup.console.say("secantusd-py not found: install the project (pip install -e '.[dev]')")
         return None
-    MONGO_DIR.mkdir(parents=True, exist_ok=True)
+    storage.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    argv = [exe, "--host", "127.0.0.1", "--port", str(port), "--storage-path", str(MONGO_DIR)]
+    argv = [exe, "--host", "127.0.0.1", "--port", str(port), "--storage-path", str(storage)]
     child = sup.start("mongo", argv, env)
     url = f"mongodb://127.0.0.1:{port}"
     deadline = time.monotonic() + MONGO_READY_S
@@ -417,6 +419,23 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def start_services(sup: Supervisor, env: Mapping[str, str], *, workers: bool = True) -> None:
+    """Start the API and, unless told not to, NOTIFY_WORKER_PROCESSES workers per channel and
+    the maintenance worker."""
+    python = sys.executable
+    sup.start("api", [python, "-m", "api"], env)
+    if not workers:
+        return
+    copies = int(
+        env.get("NOTIFY_WORKER_PROCESSES") or Settings.model_fields["worker_processes"].default
+    )
+    for channel in Channel:
+        for n in range(1, copies + 1):
+            name = channel.value if n == 1 else f"{channel.value}{n}"
+            sup.start(name, [python, "-m", "workers", channel.value], env)
+    sup.start("maint", [python, "-m", "workers", "maintenance"], env)
+
+
 def supervise(args: argparse.Namespace, sup: Supervisor) -> int:
     """Start everything, wait until the API is ready, then run until a stop or a death."""
     say = sup.console.say
@@ -440,12 +459,7 @@ def supervise(args: argparse.Namespace, sup: Supervisor) -> int:
     key, key_origin = resolve_api_key(env.get("NOTIFY_BOOTSTRAP_API_KEY"), KEY_FILE)
     env = child_env(env, api_key=key)
 
-    python = sys.executable
-    sup.start("api", [python, "-m", "api"], env)
-    if not args.no_workers:
-        for channel in Channel:
-            sup.start(channel.value, [python, "-m", "workers", channel.value], env)
-        sup.start("maint", [python, "-m", "workers", "maintenance"], env)
+    start_services(sup, env, workers=not args.no_workers)
 
     base = f"http://{host}:{port}"
     if not wait_ready(sup, f"{base}/health/ready", sup.children, args.ready_timeout):

@@ -50,7 +50,11 @@ class Settings(BaseSettings):
 
     publish_timeout_s: float = 5.0
     mongo_timeout_ms: int = 3000
-    worker_prefetch: int = 50
+    worker_prefetch: int = 200
+    # How many processes the launchers start: uvicorn workers for the API (python -m api), and
+    # copies of each channel's worker (scripts/dev). Every process is stateless.
+    api_processes: int = Field(default=1, ge=1)
+    worker_processes: int = Field(default=1, ge=1)
     worker_lease_s: int = 60
     provider_timeout_s: float = 10.0
     bulk_max_recipients: int = 100

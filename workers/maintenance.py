@@ -98,7 +98,8 @@ class Maintenance:
                 "status": Status.QUEUED.value,
                 "enqueued_at": {"$exists": False},
                 "queued_at": {"$lt": outbox_before},
-                "$or": [{"sweep_until": {"$exists": False}}, {"sweep_until": {"$lt": now}}],
+                "sweep_until": {"$not": {"$gte": now}},  # none, or lapsed (no `$or`: see
+                # shared/db/notifications.py `_claimable` on SecantusDB and indexes)
             },
             lock,
         )

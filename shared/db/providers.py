@@ -6,9 +6,11 @@ import contextlib
 from typing import Any
 
 from pymongo import ASCENDING, IndexModel
+from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import OperationFailure
 
 from shared.db.base import Doc, Repo, utcnow
+from shared.db.batching import Coalescer
 
 _LEGACY_INDEX = "tenant_type"  # one config per provider type, before configs had ids
 
@@ -17,6 +19,10 @@ class ProvidersRepo(Repo):
     """Provider configs, each named by a `provider_id` unique within the tenant."""
 
     collection_name = "providers"
+
+    def __init__(self, db: AsyncDatabase[Doc]) -> None:
+        super().__init__(db)
+        self._active: Coalescer[tuple[str, str], None, list[Doc]] = Coalescer(self._active_batch)
 
     async def ensure_indexes(self) -> None:
         """Unique (tenant, provider_id); look-up by channel in priority order."""
@@ -52,8 +58,17 @@ class ProvidersRepo(Repo):
         return [d async for d in cursor]
 
     async def active_for_channel(self, *, tenant_id: str, channel: str) -> list[Doc]:
-        """Active configs for a channel, preferred (lowest priority number) first."""
+        """Active configs for a channel, preferred (lowest priority number) first.
+
+        When a worker's config cache expires, every message in flight asks at once; identical
+        concurrent look-ups share one read, issued after each of them arrived.
+        """
+        return await self._active.submit((tenant_id, channel), None)
+
+    async def _active_batch(self, key: tuple[str, str], callers: list[None]) -> list[list[Doc]]:
+        tenant_id, channel = key
         cursor = self.col.find({"tenant_id": tenant_id, "channel": channel, "active": True}).sort(
             [("priority", ASCENDING), ("provider_id", ASCENDING)]
         )
-        return [d async for d in cursor]
+        docs = [d async for d in cursor]
+        return [[dict(d) for d in docs] for _ in callers]

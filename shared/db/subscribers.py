@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from pymongo import ASCENDING, IndexModel, ReturnDocument
+from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from shared.db.base import Doc, Repo, utcnow
+from shared.db.batching import Coalescer
 from shared.errors import Conflict
 
 
@@ -15,6 +17,10 @@ class SubscribersRepo(Repo):
     """Subscribers, keyed by (tenant_id, subscriber_id)."""
 
     collection_name = "subscribers"
+
+    def __init__(self, db: AsyncDatabase[Doc]) -> None:
+        super().__init__(db)
+        self._reads: Coalescer[str, str, Doc | None] = Coalescer(self._get_batch)
 
     async def ensure_indexes(self) -> None:
         """One subscriber per id per tenant; look-up by device token."""
@@ -47,8 +53,25 @@ class SubscribersRepo(Repo):
         return doc
 
     async def get(self, *, tenant_id: str, subscriber_id: str) -> Doc | None:
-        """One subscriber of this tenant."""
-        return await self.col.find_one({"tenant_id": tenant_id, "subscriber_id": subscriber_id})
+        """One subscriber of this tenant.
+
+        Concurrent look-ups of one tenant share one `$in` query (`shared.db.batching`); a
+        look-up made after a write goes out after it, so it sees that write.
+        """
+        return await self._reads.submit(tenant_id, subscriber_id)
+
+    async def _get_batch(self, tenant_id: str, subscriber_ids: list[str]) -> list[Doc | None]:
+        if len(subscriber_ids) == 1:
+            return [
+                await self.col.find_one(
+                    {"tenant_id": tenant_id, "subscriber_id": subscriber_ids[0]}
+                )
+            ]
+        found = await self.get_many(
+            tenant_id=tenant_id, subscriber_ids=list(dict.fromkeys(subscriber_ids))
+        )
+        # A copy each: two callers in one batch must not share one mutable document.
+        return [dict(found[i]) if i in found else None for i in subscriber_ids]
 
     async def get_many(self, *, tenant_id: str, subscriber_ids: list[str]) -> dict[str, Doc]:
         """Several subscribers in one query, by id."""

@@ -1,0 +1,1 @@
+"""The pieces of `scripts/bench`: the broker ceiling, the system, the load, the figures."""

@@ -1,0 +1,93 @@
+"""`scripts/bench --json` at a tiny size: the documented report, all delivered, nothing left.
+
+No figure is asserted (this machine is shared and small): only that the bench runs the whole
+system, that its JSON has the fields the README documents, and that it cleans up after itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import aio_pika
+import pytest
+
+from shared.domain import Channel
+from shared.messaging.topology import Topology
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY = [
+    "--subscribers", "10",
+    "--sends", "12",
+    "--concurrency", "4",
+    "--bulk-calls", "1",
+    "--bulk-size", "10",
+    "--bulk-concurrency", "1",
+    "--ceiling-messages", "200",
+    "--db-notifications", "6",
+    "--drain-timeout", "20",
+]  # fmt: skip
+
+
+def _keys(data: dict[str, Any], *names: str) -> None:
+    missing = [n for n in names if n not in data]
+    assert not missing, f"missing {missing} in {sorted(data)}"
+
+
+@pytest.mark.timeout(120)
+async def test_bench_quick_json_has_the_documented_fields(
+    rabbitmq_url: str, tmp_path: Path
+) -> None:
+    log = tmp_path / "bench.log"
+    proc = await asyncio.create_subprocess_exec(
+        "scripts/bench",
+        "--quick",
+        "--json",
+        "--log-file",
+        str(log),
+        *TINY,
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "RABBITMQ_URL": rabbitmq_url},
+    )
+    async with asyncio.timeout(110):
+        stdout, stderr = await proc.communicate()
+    assert proc.returncode == 0, stderr.decode(errors="replace")[-3000:]
+    report = json.loads(stdout)
+
+    _keys(report, "version", "run", "ceiling", "single_sends", "end_to_end", "bulk", "stages")
+    _keys(report, "database_alone", "pipeline_without_database", "targets")
+    _keys(report["ceiling"], "publish_per_s", "consume_per_s", "publish_consume_per_s")
+    assert report["ceiling"]["publish_consume_per_s"] > 0
+    for name in ("api_v1_notifications", "manage_send"):
+        single = report["single_sends"][name]
+        _keys(
+            single, "accepted_per_s", "latency_ms", "ratio_of_ceiling", "client_cpu_share_of_core"
+        )
+        _keys(single["latency_ms"], "p50", "p95", "p99")
+        assert single["accepted"] == 12, single["errors"]
+        e2e = report["end_to_end"][name]
+        _keys(e2e, "per_s", "latency_ms", "ratio_of_ceiling", "stages_ms")
+        assert e2e["delivered"] == 12, e2e["statuses"]
+    bulk = report["bulk"]
+    _keys(bulk, "recipients_delivered_per_s", "ratio_of_ceiling", "call_latency_ms")
+    assert bulk["end_to_end"]["delivered"] == 10, bulk["end_to_end"]["statuses"]
+    for phase in ("api_v1_notifications", "manage_send", "bulk"):
+        stage = report["stages"][phase]
+        _keys(stage, "latency_ms", "cpu", "bottleneck", "cpu_ms_per_notification")
+        _keys(stage["latency_ms"], "api", "broker", "worker_db", "provider")
+        _keys(stage["cpu"], "api", "worker", "database", "broker", "provider", "load_generator")
+    _keys(report["database_alone"]["send"], "per_s", "ops", "ratio_of_ceiling")
+
+    # Everything the run declared on the shared broker is gone.
+    connection = await aio_pika.connect(rabbitmq_url)
+    async with connection:
+        channel = await connection.channel()
+        with pytest.raises(aio_pika.exceptions.ChannelClosed):
+            await channel.declare_queue(
+                Topology(report["run"]["prefix"]).queue(Channel.EMAIL), passive=True
+            )
