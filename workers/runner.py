@@ -93,16 +93,24 @@ class ChannelWorker:
         )
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
-        task = asyncio.current_task()
-        assert task is not None
+        # aiormq runs this callback in a task of the channel's, and cancels it when the
+        # connection drops. A delivery cut off there may already have reached the provider
+        # with nothing recorded: after the lease, the redelivered copy would send it again
+        # (the RabbitMQ-restart fault test caught exactly that). So the delivery runs in a
+        # task of ours, shielded: it records its outcome whatever the broker does, and only
+        # its ack is lost, which the claim guard makes harmless on redelivery.
+        task = asyncio.create_task(self._process(message))
         self._in_flight[task] = message
         self._idle.clear()
-        try:
-            await self._process(message)
-        finally:
-            self._in_flight.pop(task, None)
-            if not self._in_flight:
-                self._idle.set()
+        task.add_done_callback(self._settled)
+        await asyncio.shield(task)
+
+    def _settled(self, task: asyncio.Task[None]) -> None:
+        self._in_flight.pop(task, None)
+        if not self._in_flight:
+            self._idle.set()
+        if not task.cancelled() and task.exception() is not None:
+            log.error("delivery_task_failed", error=repr(task.exception()))
 
     async def _process(self, message: AbstractIncomingMessage) -> None:
         assert self._handler is not None
