@@ -17,15 +17,9 @@ from typing import Any
 
 from pymongo import AsyncMongoClient
 
-FINAL = (
-    "DELIVERED",
-    "FAILED",
-    "RATE_LIMITED",
-    "OPTED_OUT",
-    "NO_CHANNEL",
-    "INVALID_CREDENTIAL",
-    "CANCELLED",
-)
+from shared.domain import FINAL_STATUSES
+
+FINAL = tuple(sorted(s.value for s in FINAL_STATUSES))
 _PROJECTION = {
     "status": 1,
     "created_at": 1,

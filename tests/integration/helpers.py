@@ -8,19 +8,11 @@ from typing import Any
 import aio_pika
 import httpx
 
-from shared.domain import Channel
+from shared.domain import FINAL_STATUSES, Channel
 from shared.messaging.topology import Topology
 from tests.support import Tenant, wait_for
 
-FINAL_RESULTS = {
-    "DELIVERED",
-    "FAILED",
-    "RATE_LIMITED",
-    "OPTED_OUT",
-    "NO_CHANNEL",
-    "INVALID_CREDENTIAL",
-    "CANCELLED",
-}
+FINAL_RESULTS = {s.value for s in FINAL_STATUSES}
 
 
 async def rpc(tenant: Tenant, name: str, body: dict[str, Any], **kw: Any) -> httpx.Response:
