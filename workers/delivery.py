@@ -239,8 +239,6 @@ class DeliveryHandler:
         """Every provider's circuit is open: wait for the first to half-open, or give up."""
         now = utcnow()
         since = doc.get("waiting_since") or now
-        if since.tzinfo is None:
-            since = since.replace(tzinfo=UTC)
         names = ", ".join(p.name for p in providers)
         if (now - since).total_seconds() >= self._circuit_max_wait_s:
             return Verdict(
@@ -506,8 +504,6 @@ class DeliveryHandler:
         elif status == Status.RETRYING.value:
             not_before = doc.get("next_attempt_at")  # this message came early
         if isinstance(not_before, datetime):
-            if not_before.tzinfo is None:
-                not_before = not_before.replace(tzinfo=UTC)
             wait_s = max(1, math.ceil((not_before - datetime.now(UTC)).total_seconds()))
             await self._broker.publish_notification(
                 channel=self._channel,

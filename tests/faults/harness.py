@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aio_pika
 import httpx
 
 from shared.db.client import Database, connect_database
@@ -77,6 +78,14 @@ class Proc:
         except subprocess.TimeoutExpired:
             self.popen.kill()
             self.popen.wait()
+
+    async def wait_logged(self, event: str, timeout_s: float = 10) -> None:
+        """Until its log holds a line with `event` (the processes log JSON events)."""
+
+        async def logged() -> bool:
+            return f'"event": "{event}"' in self.log_path.read_text(errors="replace")
+
+        await wait_for(logged, timeout_s=timeout_s, what=f"{self.name} to log {event}")
 
     def tail(self, lines: int = 40) -> str:
         """The end of its log."""
@@ -179,6 +188,32 @@ class ProcessSystem:
             timeout=timeout_s,
             limits=httpx.Limits(max_connections=64, max_keepalive_connections=64),
         )
+
+    async def wait_api_sees_down(self, dependency: str, timeout_s: float = 20) -> None:
+        """Until the API's `/health/ready` names `dependency` as down: the outage is felt."""
+        async with httpx.AsyncClient(base_url=self.base_url, timeout=5) as client:
+
+            async def felt() -> bool:
+                response = await client.get("/health/ready")
+                return response.status_code == 503 and dependency in response.json()["down"]
+
+            await wait_for(felt, timeout_s=timeout_s, what=f"the API to see {dependency} down")
+
+    async def wait_queues_drained(self, timeout_s: float = 30) -> None:
+        """Until every queue of this system (work, delay levels, DLQs) holds no message, so
+        nothing is left that could still reach a provider."""
+        connection = await aio_pika.connect(self.rabbitmq_url)
+        async with connection:
+            channel = await connection.channel()
+
+            async def drained() -> bool:
+                for name in Topology(self.prefix).all_queues():
+                    queue = await channel.declare_queue(name, passive=True)
+                    if queue.declaration_result.message_count:
+                        return False
+                return True
+
+            await wait_for(drained, timeout_s=timeout_s, what="the system's queues to drain")
 
     @contextlib.asynccontextmanager
     async def open_database(self) -> AsyncIterator[Database]:

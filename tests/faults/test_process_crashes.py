@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import signal
 from collections.abc import Callable
 from typing import Any
@@ -93,7 +92,7 @@ async def test_worker_killed_during_the_provider_call_is_redelivered_once(
         ids = {d["_id"] for d in await all_records(db)}
         delivered = await wait_all_delivered(db, ids, timeout_s=40)
         calls_at_outcome = provider_calls(sendgrid)
-        await asyncio.sleep(3)  # anything still in flight would show up now
+        await system.wait_queues_drained()  # nothing left that could send again
         calls = provider_calls(sendgrid)
         window_duplicates = sum(n - 1 for n in calls_at_outcome.values())
         fault_report(
@@ -124,14 +123,14 @@ async def test_sigterm_lets_in_flight_deliveries_finish_then_exits(
     async with system.open_database() as db, system.client() as client:
         await sends_held_at_the_provider(client, sendgrid, sends)
         worker.signal(signal.SIGTERM)
-        await asyncio.sleep(1)
+        await worker.wait_logged("worker_draining")
         still_running = worker.alive
         sendgrid.release()
         exit_code = await worker.wait_exit(15)
         statuses = sorted(d["status"] for d in await all_records(db))
         fault_report(
             in_flight_at_sigterm=sends,
-            alive_1s_after_sigterm=still_running,
+            alive_while_draining=still_running,
             exit_code=exit_code,
             delivered_before_exit=statuses.count("DELIVERED"),
             provider_calls=sum(provider_calls(sendgrid).values()),

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
+import functools
 import itertools
 from collections.abc import Callable
 
 import pytest
 
+from shared.db.client import Database
 from tests.fakes.sendgrid import FakeSendGrid
 from tests.faults.harness import ProcessSystem, send_stream
 from tests.faults.steps import (
@@ -19,6 +20,7 @@ from tests.faults.steps import (
     setup_email,
     wait_all_delivered,
 )
+from tests.support import wait_for
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -41,7 +43,12 @@ async def test_provider_503_for_a_while_then_recovered_delivers_everything_once(
                 client, [email_body(f"m{i}") for i in range(sends)], concurrency=10, path=SEND
             )
         assert [status for status, _ in results] == [200] * sends
-        await asyncio.sleep(4)  # the outage lasts a while after the last request
+        # The outage lasts until the open circuit has held messages back.
+        await wait_for(
+            functools.partial(_circuit_waits, db),
+            timeout_s=20,
+            what="the circuit to hold messages back",
+        )
         failed_calls = len(sendgrid.requests)
         sendgrid.clear_scripts()
 
@@ -94,3 +101,7 @@ async def test_429_with_retry_after_3_is_not_retried_before_3_s(
             "DELIVERED",
         ]
         assert all(gap >= 3.0 for gap in gaps)
+
+
+async def _circuit_waits(db: Database) -> int:
+    return sum(d.get("circuit_waits", 0) for d in await all_records(db))

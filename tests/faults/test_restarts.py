@@ -37,28 +37,31 @@ async def _stream_through(
     *,
     requests: int,
     per_second: float,
-    outage_at_s: float,
+    outage_after: int,
     outage: Callable[[], Awaitable[None]],
 ) -> dict[str, Any]:
-    """Send `requests` at a steady rate, run `outage` meanwhile; the counts."""
+    """Send `requests` at a steady rate, run `outage` once `outage_after` are answered."""
     async with system.client(timeout_s=30) as client:
         await setup_email(client, sendgrid)
         bodies = [email_body(f"m{i}") for i in range(requests)]
         started = time.monotonic()
         lanes = 16
+        under_way = asyncio.Event()
 
         async def paced() -> list[tuple[int, dict[str, Any]]]:
             results: list[tuple[int, dict[str, Any]]] = []
             for offset in range(0, requests, lanes):
                 due = started + offset / per_second
-                await asyncio.sleep(max(0.0, due - time.monotonic()))
+                await asyncio.sleep(max(0.0, due - time.monotonic()))  # the pace, not a wait
                 results += await send_stream(
                     client, bodies[offset : offset + lanes], concurrency=lanes, path=SEND
                 )
+                if len(results) >= outage_after:
+                    under_way.set()
             return results
 
         async def fault() -> None:
-            await asyncio.sleep(outage_at_s)
+            await under_way.wait()
             await outage()
 
         results, _ = await asyncio.gather(paced(), fault())
@@ -83,7 +86,7 @@ async def _settle_and_count(
         records = await all_records(db)
         ok_records = {d["_id"] for d in records if d["transaction_id"] in accepted}
         delivered = await wait_all_delivered(db, ok_records, timeout_s=90)
-        await asyncio.sleep(2)  # late duplicates would show up now
+        await system.wait_queues_drained()  # nothing left that could send a late duplicate
         calls = provider_calls(sendgrid)
         refused = {d["_id"] for d in records} - ok_records
         fault_report(
@@ -127,7 +130,7 @@ async def test_rabbitmq_restart_during_a_stream_of_requests(
     async def restart_broker() -> None:
         try:
             await run_command("rabbitmqctl", "stop_app")
-            await asyncio.sleep(2)
+            await system.wait_api_sees_down("rabbitmq")
         finally:
             await run_command("rabbitmqctl", "start_app")
 
@@ -136,7 +139,7 @@ async def test_rabbitmq_restart_during_a_stream_of_requests(
         sendgrid,
         requests=1000,
         per_second=50,
-        outage_at_s=3,
+        outage_after=150,
         outage=restart_broker,
     )
     await _settle_and_count(system, sendgrid, stream, fault_report)
@@ -159,15 +162,17 @@ async def test_mongodb_restart_during_a_stream_of_requests(
 
         async def restart_database() -> None:
             await asyncio.to_thread(mongo.stop)
-            await asyncio.sleep(2)
-            await asyncio.to_thread(mongo.start)
+            try:
+                await system.wait_api_sees_down("mongodb")
+            finally:
+                await asyncio.to_thread(mongo.start)
 
         stream = await _stream_through(
             system,
             sendgrid,
             requests=400,
             per_second=40,
-            outage_at_s=3,
+            outage_after=150,
             outage=restart_database,
         )
         await _settle_and_count(system, sendgrid, stream, fault_report)
