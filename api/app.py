@@ -14,7 +14,18 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.context import AppContext
 from api.errors import install_error_handlers
-from api.routes import dead_letters, dev, health, manage, notifications, pending, user
+from api.routes import (
+    dead_letters,
+    dev,
+    health,
+    notifications,
+    pending,
+    providers,
+    sending,
+    subscribers,
+    templates,
+    user,
+)
 from shared.crypto import CredentialCipher
 from shared.db.client import connect_database
 from shared.logging import configure_logging
@@ -110,7 +121,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(CorrelationIdMiddleware)
     app.include_router(health.router)
     app.include_router(notifications.router)
-    app.include_router(manage.router)
+    for module in (sending, subscribers, providers, templates):
+        app.include_router(module.router)
     app.include_router(dead_letters.router)
     app.include_router(user.router)
     app.include_router(pending.router)

@@ -1,0 +1,100 @@
+"""Seed 000's subscriber RPCs under `manage/`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from api.deps import AdminDep, CtxDep
+from api.presenters import subscriber_view
+from api.schemas import (
+    CreateSubscriberRequest,
+    PageRequest,
+    UpdateSubscriberRequest,
+    UserIdRequest,
+)
+from shared.errors import NotFound
+
+router = APIRouter(prefix="/api/v1/notifications/manage", tags=["subscribers"])
+
+
+_PROFILE_FIELDS = {
+    "firstName": "first_name",
+    "lastName": "last_name",
+    "email": "email",
+    "phone": "phone",
+    "locale": "locale",
+    "timezone": "timezone",
+    "avatar": "avatar",
+    "data": "data",
+}
+
+
+def _profile(data: Any) -> dict[str, Any]:
+    given = data.model_dump(exclude_unset=True)
+    return {_PROFILE_FIELDS[k]: v for k, v in given.items()}
+
+
+@router.post("/create-subscriber", summary="Create a subscriber")
+async def create_subscriber(
+    body: CreateSubscriberRequest, ctx: CtxDep, principal: AdminDep
+) -> dict[str, Any]:
+    """409 if the user exists already."""
+    doc = await ctx.db.subscribers.create(
+        tenant_id=principal.tenant_id,
+        subscriber_id=body.userId,
+        profile=_profile(body.subscriberData),
+    )
+    return {"subscriber": subscriber_view(doc)}
+
+
+@router.post("/get-subscriber", summary="Get a subscriber")
+async def get_subscriber(body: UserIdRequest, ctx: CtxDep, principal: AdminDep) -> dict[str, Any]:
+    """404 if there is none."""
+    doc = await ctx.db.subscribers.get(tenant_id=principal.tenant_id, subscriber_id=body.userId)
+    if doc is None:
+        raise NotFound(f"subscriber {body.userId} does not exist")
+    return {"subscriber": subscriber_view(doc)}
+
+
+@router.post("/update-subscriber-data", summary="Update a subscriber's profile")
+async def update_subscriber(
+    body: UpdateSubscriberRequest, ctx: CtxDep, principal: AdminDep
+) -> dict[str, Any]:
+    """Only the given fields change."""
+    doc = await ctx.db.subscribers.update_profile(
+        tenant_id=principal.tenant_id,
+        subscriber_id=body.userId,
+        profile=_profile(body.subscriberData),
+    )
+    if doc is None:
+        raise NotFound(f"subscriber {body.userId} does not exist")
+    return {"subscriber": subscriber_view(doc)}
+
+
+@router.post("/delete-subscriber", summary="Delete a subscriber")
+async def delete_subscriber(
+    body: UserIdRequest, ctx: CtxDep, principal: AdminDep
+) -> dict[str, Any]:
+    """404 if there is none."""
+    if not await ctx.db.subscribers.delete(
+        tenant_id=principal.tenant_id, subscriber_id=body.userId
+    ):
+        raise NotFound(f"subscriber {body.userId} does not exist")
+    return {"deleted": True, "userId": body.userId}
+
+
+@router.post("/list-subscribers", summary="List subscribers")
+async def list_subscribers(body: PageRequest, ctx: CtxDep, principal: AdminDep) -> dict[str, Any]:
+    """A page, in creation order."""
+    items, total = await ctx.db.subscribers.list_page(
+        tenant_id=principal.tenant_id, page=body.page, page_size=body.pageSize
+    )
+    return {
+        "subscribers": [subscriber_view(d) for d in items],
+        "page": body.page,
+        "pageSize": body.pageSize,
+        "totalCount": total,
+        "hasMore": body.page * body.pageSize < total,
+    }
