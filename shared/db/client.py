@@ -78,15 +78,20 @@ class Database:
         await self.client.close()
 
 
-def connect_database(*, url: str, name: str, timeout_ms: int) -> Database:
-    """Build the client (lazy: no I/O until first use) and the repositories."""
+def connect_database(
+    *, url: str, name: str, timeout_ms: int, retry_writes: bool = False
+) -> Database:
+    """Build the client (lazy: no I/O until first use) and the repositories.
+
+    `retry_writes` needs a replica set; a standalone or embedded server refuses it.
+    """
     client: AsyncMongoClient[Doc] = AsyncMongoClient(
         url,
         tz_aware=True,
         serverSelectionTimeoutMS=timeout_ms,
         connectTimeoutMS=timeout_ms,
         socketTimeoutMS=max(timeout_ms * 3, 10_000),
-        retryWrites=False,  # a standalone / embedded server has no retryable writes
+        retryWrites=retry_writes,
     )
     db = client[name]
     return Database(

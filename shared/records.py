@@ -1,0 +1,185 @@
+"""The notification record, its attempts and its status changes, as typed models.
+
+Only `shared.db.notifications` turns these into BSON and back (`to_document` /
+`from_document`); everything else reads attributes. Field names are the stored names, so a
+record written before the models existed reads the same.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.db.base import utcnow
+from shared.domain import Category, Channel, Status
+from shared.ids import new_id
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, extra="ignore")
+
+
+class Content(_Model):
+    """What a notification says when it names no template (seed 000 `content`)."""
+
+    title: str | None = None
+    body: str = ""
+    subject: str | None = None
+    data: dict[str, Any] | None = None
+    deep_link: str | None = None
+    image_url: str | None = None
+
+
+class TemplateRef(_Model):
+    """The template version a seed-003 request was rendered against."""
+
+    code: str
+    version: int
+
+
+class AttemptTarget(_Model):
+    """One address's answer when an attempt went to several (a user's devices)."""
+
+    to: str
+    outcome: str
+    reason: str | None = None
+
+
+class Attempt(_Model):
+    """One delivery attempt, or one decision that made no provider call (`provider` None)."""
+
+    n: int | None = None
+    at: datetime
+    worker: str | None = None
+    provider: str | None = None
+    outcome: str  # an Outcome name (DELIVERED, RETRY, …) or, with no call, the final status
+    reason: str | None = None
+    detail: str | None = None
+    status_code: int | None = None
+    duration_ms: float = 0.0
+    provider_ms: float | None = None
+    retry_after_s: float | None = None
+    targets: list[AttemptTarget] | None = None
+
+
+class DeliveryChange(_Model):
+    """What a verdict writes besides the status; only the fields given are written.
+
+    A field given as None is written as None (it clears an earlier value, e.g. the failure
+    reason of a retry that has now succeeded); a field not given is left as it is.
+    """
+
+    attempt_count: int | None = None
+    provider: str | None = None
+    provider_message_id: str | None = None
+    retry_after_s: float | None = None
+    waiting_since: datetime | None = None
+    circuit_waits: int | None = None
+    failure_reason: str | None = None
+    failure_detail: str | None = None
+    dead_lettered_at: datetime | None = None
+
+    def given(self) -> dict[str, Any]:
+        """The fields set explicitly, by stored name."""
+        return self.model_dump(exclude_unset=True)
+
+
+class NotificationRecord(_Model):
+    """One notification: one (request, recipient, channel), with its whole history."""
+
+    id: str = Field(alias="_id")
+    tenant_id: str
+    transaction_id: str
+    channel: Channel
+    recipient: str
+    category: str = Category.TRANSACTIONAL.value
+    priority: int = 1
+    status: Status
+    source: str
+    content: Content | None = None
+    template: TemplateRef | None = None
+    variables: dict[str, Any] | None = None
+    metadata: dict[str, Any] | None = None
+    idempotency_key: str | None = None
+    request_id: str | None = None
+    correlation_id: str | None = None
+    attempts: list[Attempt] = Field(default_factory=list)
+    attempt_count: int = 0
+    replays: int = 0
+    created_at: datetime
+    queued_at: datetime | None = None
+    updated_at: datetime
+    deliver_at: datetime | None = None
+    enqueued_at: datetime | None = None
+    processing_at: datetime | None = None
+    lease_until: datetime | None = None
+    worker: str | None = None
+    next_attempt_at: datetime | None = None
+    waiting_since: datetime | None = None
+    circuit_waits: int = 0
+    provider: str | None = None
+    provider_message_id: str | None = None
+    retry_after_s: float | None = None
+    failure_reason: str | None = None
+    failure_detail: str | None = None
+    dead_lettered_at: datetime | None = None
+    completed_at: datetime | None = None
+    delivered_at: datetime | None = None
+    replayed_at: datetime | None = None
+
+    @classmethod
+    def new(
+        cls,
+        *,
+        tenant_id: str,
+        channel: Channel,
+        recipient: str,
+        source: str,
+        transaction_id: str | None = None,
+        category: str = Category.TRANSACTIONAL.value,
+        priority: int = 1,
+        correlation_id: str | None = None,
+        content: Content | None = None,
+        template: TemplateRef | None = None,
+        variables: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+        idempotency_key: str | None = None,
+        request_id: str | None = None,
+        notification_id: str | None = None,
+        deliver_at: datetime | None = None,
+        status: Status = Status.QUEUED,
+    ) -> NotificationRecord:
+        """A record not yet stored: QUEUED (the seed reports SENT), or DELAYED / SCHEDULED
+        until `deliver_at`. Without a transaction id, the notification is its own transaction.
+        """
+        now = utcnow()
+        record_id = notification_id or new_id("ntf")
+        return cls(
+            id=record_id,
+            tenant_id=tenant_id,
+            transaction_id=transaction_id or record_id,
+            channel=channel,
+            recipient=recipient,
+            category=category,
+            priority=priority,
+            status=status,
+            source=source,
+            content=content,
+            template=template,
+            variables=variables,
+            metadata=metadata,
+            idempotency_key=idempotency_key,
+            request_id=request_id,
+            correlation_id=correlation_id,
+            created_at=now,
+            queued_at=now,
+            updated_at=now,
+            deliver_at=deliver_at,
+        )
+
+    @property
+    def is_published(self) -> bool:
+        """True once the broker confirmed a message for the record's current cycle."""
+        return self.enqueued_at is not None
