@@ -31,6 +31,7 @@ from shared.db.client import connect_database
 from shared.logging import configure_logging
 from shared.messaging.broker import Broker
 from shared.messaging.topology import Topology
+from shared.pipeline import PipelineHooks, SendPipeline
 from shared.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -74,8 +75,11 @@ def create_app_from_env() -> FastAPI:
     return create_app(settings)
 
 
-def create_app(settings: Settings) -> FastAPI:
-    """Build the app; connections open in the lifespan, so import has no side effects."""
+def create_app(settings: Settings, *, hooks: PipelineHooks | None = None) -> FastAPI:
+    """Build the app; connections open in the lifespan, so import has no side effects.
+
+    `hooks` are for test harnesses only (e.g. a crash between record write and publish).
+    """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -83,6 +87,7 @@ def create_app(settings: Settings) -> FastAPI:
             url=settings.mongodb_url,
             name=settings.database_name,
             timeout_ms=settings.mongo_timeout_ms,
+            retry_writes=settings.retry_writes,
         )
         broker = Broker(
             url=settings.rabbitmq_url,
@@ -101,7 +106,11 @@ def create_app(settings: Settings) -> FastAPI:
                 )
         await broker.connect()
         app.state.ctx = AppContext(
-            settings=settings, db=db, broker=broker, cipher=CredentialCipher(settings.secret_key)
+            settings=settings,
+            db=db,
+            broker=broker,
+            cipher=CredentialCipher(settings.secret_key),
+            pipeline=SendPipeline(db=db, broker=broker, hooks=hooks),
         )
         log.info("api_started", prefix=settings.prefix)
         try:

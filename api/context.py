@@ -7,17 +7,19 @@ from dataclasses import dataclass, field
 from shared.crypto import CredentialCipher
 from shared.db.client import Database
 from shared.messaging.broker import Broker
+from shared.pipeline import SendPipeline
 from shared.settings import Settings
 
 
 @dataclass(slots=True)
 class AppContext:
-    """What every handler needs: settings, database, broker, cipher."""
+    """What every handler needs: settings, database, broker, cipher, the send pipeline."""
 
     settings: Settings
     db: Database
     broker: Broker
     cipher: CredentialCipher
+    pipeline: SendPipeline
     key_cache: dict[str, tuple[float, Principal | None]] = field(default_factory=dict)
 
 

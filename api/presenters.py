@@ -6,7 +6,8 @@ from datetime import datetime
 from typing import Any
 
 from shared.db.base import Doc
-from shared.domain import Channel, Status
+from shared.domain import Channel
+from shared.records import Attempt, NotificationRecord
 
 
 def iso(value: datetime | None) -> str | None:
@@ -16,48 +17,50 @@ def iso(value: datetime | None) -> str | None:
     return value.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def attempt_view(attempt: Doc, *, camel: bool) -> dict[str, Any]:
+def attempt_view(attempt: Attempt, *, camel: bool) -> dict[str, Any]:
     """One delivery attempt."""
-    view = {
-        "attempt": attempt.get("n"),
-        "at": iso(attempt.get("at")),
-        "provider": attempt.get("provider"),
-        "outcome": attempt.get("outcome"),
-        "reason": attempt.get("reason"),
-        "detail": attempt.get("detail"),
+    view: dict[str, Any] = {
+        "attempt": attempt.n,
+        "at": iso(attempt.at),
+        "provider": attempt.provider,
+        "outcome": attempt.outcome,
+        "reason": attempt.reason,
+        "detail": attempt.detail,
     }
-    if camel:
-        view["durationMs"] = attempt.get("duration_ms")
-    else:
-        view["duration_ms"] = attempt.get("duration_ms")
+    view["durationMs" if camel else "duration_ms"] = attempt.duration_ms
     return view
 
 
-def notification_view(doc: Doc) -> dict[str, Any]:
-    """`GET /api/v1/notifications/{id}`, snake_case like seed 003."""
-    status = Status(doc["status"])
+def notification_view(record: NotificationRecord) -> dict[str, Any]:
+    """`GET /api/v1/notifications/{id}`, snake_case like seed 003.
+
+    A seed-003 notification is named by its `request_id`, as the seed's answer names it;
+    `internal_id` is the id the other RPCs and the dead-letter tools use.
+    """
+    status = record.status
     return {
-        "notification_id": doc["_id"],
+        "notification_id": record.request_id or record.id,
+        "internal_id": record.id,
         "status": status.value.lower(),
         "result": status.result,
-        "channel": doc["channel"],
-        "user_id": doc["recipient"],
-        "priority": doc["priority"],
-        "template_code": (doc.get("template") or {}).get("code"),
-        "provider": doc.get("provider"),
-        "provider_message_id": doc.get("provider_message_id"),
-        "failure_reason": doc.get("failure_reason"),
-        "failure_detail": doc.get("failure_detail"),
-        "attempts": [attempt_view(a, camel=False) for a in doc.get("attempts", [])],
-        "created_at": iso(doc.get("created_at")),
-        "queued_at": iso(doc.get("queued_at")),
-        "delivered_at": iso(doc.get("delivered_at")),
-        "updated_at": iso(doc.get("updated_at")),
+        "channel": record.channel.value,
+        "user_id": record.recipient,
+        "priority": record.priority,
+        "template_code": record.template.code if record.template else None,
+        "provider": record.provider,
+        "provider_message_id": record.provider_message_id,
+        "failure_reason": record.failure_reason,
+        "failure_detail": record.failure_detail,
+        "attempts": [attempt_view(a, camel=False) for a in record.attempts],
+        "created_at": iso(record.created_at),
+        "queued_at": iso(record.queued_at),
+        "delivered_at": iso(record.delivered_at),
+        "updated_at": iso(record.updated_at),
     }
 
 
-def _result_of(docs: list[Doc]) -> str:
-    statuses = [Status(d["status"]) for d in docs]
+def _result_of(records: list[NotificationRecord]) -> str:
+    statuses = [r.status for r in records]
     if any(not s.is_final for s in statuses):
         return "SENT"
     results = {s.result for s in statuses}
@@ -67,38 +70,35 @@ def _result_of(docs: list[Doc]) -> str:
     return "FAILED"
 
 
-def delivery_status_view(docs: list[Doc]) -> dict[str, Any]:
+def delivery_status_view(records: list[NotificationRecord]) -> dict[str, Any]:
     """`manage/get-delivery-status`: the seed's shape; a bulk adds per-recipient rows."""
-    first = docs[0]
+    first = records[0]
     view: dict[str, Any] = {
-        "transactionId": first["transaction_id"],
-        "channel": Channel(first["channel"]).api_name,
-        "result": _result_of(docs),
-        "providerMessageId": first.get("provider_message_id") if len(docs) == 1 else None,
-        "queuedAt": iso(first.get("queued_at")),
-        "deliveredAt": iso(
-            max((d["delivered_at"] for d in docs if d.get("delivered_at")), default=None)
-        ),
+        "transactionId": first.transaction_id,
+        "channel": first.channel.api_name,
+        "result": _result_of(records),
+        "providerMessageId": first.provider_message_id if len(records) == 1 else None,
+        "queuedAt": iso(first.queued_at),
+        "deliveredAt": iso(max((r.delivered_at for r in records if r.delivered_at), default=None)),
     }
-    if len(docs) == 1:
-        view["failureReason"] = first.get("failure_reason")
-        view["attempts"] = [attempt_view(a, camel=True) for a in first.get("attempts", [])]
+    if len(records) == 1:
+        view["failureReason"] = first.failure_reason
+        view["attempts"] = [attempt_view(a, camel=True) for a in first.attempts]
     else:
         counts: dict[str, int] = {}
-        for d in docs:
-            result = Status(d["status"]).result
-            counts[result] = counts.get(result, 0) + 1
+        for r in records:
+            counts[r.status.result] = counts.get(r.status.result, 0) + 1
         view["summary"] = counts
         view["recipients"] = [
             {
-                "userId": d["recipient"],
-                "notificationId": d["_id"],
-                "result": Status(d["status"]).result,
-                "providerMessageId": d.get("provider_message_id"),
-                "failureReason": d.get("failure_reason"),
-                "deliveredAt": iso(d.get("delivered_at")),
+                "userId": r.recipient,
+                "notificationId": r.id,
+                "result": r.status.result,
+                "providerMessageId": r.provider_message_id,
+                "failureReason": r.failure_reason,
+                "deliveredAt": iso(r.delivered_at),
             }
-            for d in docs
+            for r in records
         ]
     return view
 

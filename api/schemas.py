@@ -17,6 +17,7 @@ from pydantic import (
 )
 
 from shared.domain import Channel
+from shared.records import Content as RecordContent
 
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _E164 = re.compile(r"^\+[1-9]\d{1,14}$")
@@ -71,49 +72,55 @@ class Content(Strict):
     deepLink: Annotated[str, StringConstraints(max_length=2000)] | None = None
     imageUrl: Annotated[str, StringConstraints(max_length=2000)] | None = None
 
+    def to_record(self) -> RecordContent:
+        """The stored form (snake_case)."""
+        return RecordContent(
+            title=self.title,
+            body=self.body,
+            subject=self.subject,
+            data=self.data,
+            deep_link=self.deepLink,
+            image_url=self.imageUrl,
+        )
 
-class SendRequest(Strict):
+
+class _SendBody(Strict):
+    """What every send RPC shares: channel, category, content, idempotency and priority."""
+
+    channel: ApiChannel
+    category: ApiCategory = "TRANSACTIONAL"
+    content: Content
+    idempotencyKey: NonEmpty | None = None
+    priority: int = Field(default=1, ge=1, le=5)
+
+    @model_validator(mode="after")
+    def _email_needs_a_subject(self) -> Self:
+        if self.channel == "EMAIL" and not (self.content.subject or self.content.title):
+            raise ValueError("content.subject or content.title is required for EMAIL")
+        return self
+
+    @property
+    def channel_enum(self) -> Channel:
+        """The internal channel."""
+        return Channel.from_api(self.channel)
+
+
+class _OneUser(Strict):
+    userId: NonEmpty
+
+
+class _SomeUsers(Strict):
+    userIds: list[NonEmpty] = Field(min_length=1)
+
+
+# The recipient base comes last so its field comes first (pydantic orders fields from the
+# last base to the first): errors then list the fields in the seed's body order.
+class SendRequest(_SendBody, _OneUser):
     """`manage/send`."""
 
-    userId: NonEmpty
-    channel: ApiChannel
-    category: ApiCategory = "TRANSACTIONAL"
-    content: Content
-    idempotencyKey: NonEmpty | None = None
-    priority: int = Field(default=1, ge=1, le=5)
 
-    @model_validator(mode="after")
-    def _email_needs_a_subject(self) -> Self:
-        if self.channel == "EMAIL" and not (self.content.subject or self.content.title):
-            raise ValueError("content.subject or content.title is required for EMAIL")
-        return self
-
-    @property
-    def channel_enum(self) -> Channel:
-        """The internal channel."""
-        return Channel.from_api(self.channel)
-
-
-class SendBulkRequest(Strict):
+class SendBulkRequest(_SendBody, _SomeUsers):
     """`manage/send-bulk`: up to 100 recipients (the limit is checked against settings)."""
-
-    userIds: list[NonEmpty] = Field(min_length=1)
-    channel: ApiChannel
-    category: ApiCategory = "TRANSACTIONAL"
-    content: Content
-    idempotencyKey: NonEmpty | None = None
-    priority: int = Field(default=1, ge=1, le=5)
-
-    @model_validator(mode="after")
-    def _email_needs_a_subject(self) -> Self:
-        if self.channel == "EMAIL" and not (self.content.subject or self.content.title):
-            raise ValueError("content.subject or content.title is required for EMAIL")
-        return self
-
-    @property
-    def channel_enum(self) -> Channel:
-        """The internal channel."""
-        return Channel.from_api(self.channel)
 
 
 class TransactionRequest(Strict):

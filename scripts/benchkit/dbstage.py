@@ -14,11 +14,11 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from api.sending import new_record
 from shared.db.base import utcnow
 from shared.db.client import Database, connect_database
 from shared.domain import Channel, Status
 from shared.ids import new_id
+from shared.records import Attempt, Content, DeliveryChange, NotificationRecord
 
 T = TypeVar("T")
 TENANT = "dbstage"
@@ -47,17 +47,14 @@ class _Timer:
         }
 
 
-def _record(recipient: str, transaction_id: str) -> dict[str, Any]:
-    return new_record(
+def _record(recipient: str, transaction_id: str) -> NotificationRecord:
+    return NotificationRecord.new(
         tenant_id=TENANT,
         channel=Channel.EMAIL,
         recipient=recipient,
-        category="TRANSACTIONAL",
-        priority=1,
         transaction_id=transaction_id,
-        correlation_id=None,
         source="bench.dbstage",
-        content={"subject": "s", "body": "b", "title": None, "data": None},
+        content=Content(subject="s", body="b"),
     )
 
 
@@ -73,7 +70,7 @@ async def _worker_side(db: Database, timer: _Timer, notification_id: str) -> Non
     )
     assert doc is not None
     await timer("subscriber", db.subscribers.get(tenant_id=TENANT, subscriber_id=SUBSCRIBER))
-    attempt = {"at": utcnow(), "worker": worker, "outcome": "DELIVERED", "n": 1}
+    attempt = Attempt(at=utcnow(), worker=worker, outcome="DELIVERED", n=1)
     await timer(
         "finish",
         repo.finish(
@@ -82,7 +79,7 @@ async def _worker_side(db: Database, timer: _Timer, notification_id: str) -> Non
             worker=worker,
             status=Status.DELIVERED,
             attempts=[attempt],
-            fields={"provider": "SENDGRID", "provider_message_id": new_id("pm")},
+            change=DeliveryChange(provider="SENDGRID", provider_message_id=new_id("pm")),
         ),
     )
 
@@ -121,9 +118,9 @@ async def measure_database_alone(
             await single("insert", db.notifications.insert(record))
             await single(
                 "mark_enqueued",
-                db.notifications.mark_enqueued(tenant_id=TENANT, notification_ids=[record["_id"]]),
+                db.notifications.mark_enqueued(tenant_id=TENANT, notification_ids=[record.id]),
             )
-            await _worker_side(db, single, record["_id"])
+            await _worker_side(db, single, record.id)
 
         elapsed, done = await _run(notifications, concurrency, send_one)
         send_figures = {
@@ -141,7 +138,7 @@ async def measure_database_alone(
             txn = new_id("txn")
             records = [_record(SUBSCRIBER, txn) for _ in range(bulk_size)]
             await bulk("insert_many", db.notifications.insert_many(records))
-            ids = [r["_id"] for r in records]
+            ids = [r.id for r in records]
             await bulk(
                 "mark_enqueued",
                 db.notifications.mark_enqueued(tenant_id=TENANT, notification_ids=ids),

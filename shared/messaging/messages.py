@@ -19,13 +19,3 @@ def deliver_message(
         "attempt": attempt,
         "kind": "deliver",
     }
-
-
-def deliver_message_for(record: dict[str, Any]) -> dict[str, Any]:
-    """The `deliver` message of a stored notification record."""
-    return deliver_message(
-        notification_id=record["_id"],
-        tenant_id=record["tenant_id"],
-        channel=record["channel"],
-        attempt=len(record.get("attempts", [])) + 1,
-    )

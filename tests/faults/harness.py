@@ -156,9 +156,9 @@ class ProcessSystem:
         self.procs[name] = proc
         return proc
 
-    async def start_api(self, **env_overrides: str) -> Proc:
-        """Start the API and wait until it is ready."""
-        proc = self.start("api", "api", **env_overrides)
+    async def start_api(self, *, module: str = "api", **env_overrides: str) -> Proc:
+        """Start the API (`python -m <module>`) and wait until it is ready."""
+        proc = self.start("api", module, **env_overrides)
         await self.wait_api_ready(proc)
         return proc
 

@@ -40,7 +40,7 @@ async def test_api_killed_between_record_and_publish_is_sent_by_the_sweep(
             await setup_email(client, sendgrid)
             api.stop()
             for i in range(crashes):
-                api = await system.start_api(NOTIFY_FAILPOINT="api_after_record_write")
+                api = await system.start_api(module="tests.faults.failpoint_api")
                 try:
                     response = await client.post(SEND, json=email_body(f"crash-{i}"))
                 except httpx.HTTPError:

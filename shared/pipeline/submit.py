@@ -1,0 +1,121 @@
+"""Store, publish with a confirm, stamp (DESIGN.md §7 rule 1), with the API's 503 semantics.
+
+1. The record is written first, so an acknowledged request is never lost.
+2. Its message is published persistently and confirmed by the broker.
+3. `enqueued_at` is stamped; a record left without it is published again by the maintenance
+   sweep (the worker's claim makes a second message harmless).
+If the broker does not confirm, the unconfirmed records are deleted (unless a worker already
+took them) and `BrokerUnavailable` is raised: the caller answers 503, meaning "not sent", so a
+retry with the same idempotency key sends afresh and nothing goes out behind its back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import structlog
+from pymongo.errors import PyMongoError
+
+from shared.db.client import Database
+from shared.db.notifications.documents import INITIAL
+from shared.errors import BrokerUnavailable
+from shared.messaging.broker import Broker
+from shared.pipeline.publishing import publish_delivery
+from shared.records import NotificationRecord
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineHooks:
+    """Test-harness hooks; production passes none.
+
+    `after_store` runs between the record write and the publish: the fault tests install one
+    that kills the process there (`tests/faults/failpoint_api.py`).
+    """
+
+    after_store: Callable[[], None] | None = None
+
+
+def _needs_publish(record: NotificationRecord, created: bool) -> bool:
+    # A record stored by an earlier call whose publish was never confirmed is published
+    # again now: the status guard in the worker makes a second message harmless.
+    return created or (record.status in INITIAL and not record.is_published)
+
+
+class SendPipeline:
+    """Stores records and publishes their messages; one per process, shared by producers."""
+
+    def __init__(self, *, db: Database, broker: Broker, hooks: PipelineHooks | None = None) -> None:
+        self._db = db
+        self._broker = broker
+        self._hooks = hooks or PipelineHooks()
+
+    async def submit_one(self, record: NotificationRecord) -> tuple[NotificationRecord, bool]:
+        """Store and publish one record; the stored record and whether it is new."""
+        stored, created = await self._db.notifications.insert(record)
+        self._after_store()
+        if _needs_publish(stored, created):
+            await self._publish([stored])
+        return stored, created
+
+    async def submit_many(self, records: list[NotificationRecord]) -> list[NotificationRecord]:
+        """Store a batch in one write and publish it with pipelined confirms.
+
+        Records of one batch belong to one tenant. A record whose idempotency key was used
+        before comes back as the stored one and is not sent again.
+        """
+        stored = await self._db.notifications.insert_many(records)
+        self._after_store()
+        new_ids = {r.id for r in records}
+        pending = [r for r in stored if _needs_publish(r, r.id in new_ids)]
+        if pending:
+            await self._publish(pending)
+        return stored
+
+    async def _publish(self, records: list[NotificationRecord]) -> None:
+        results = await asyncio.gather(
+            *(publish_delivery(self._broker, r) for r in records), return_exceptions=True
+        )
+        confirmed = [r.id for r, res in zip(records, results, strict=True) if res is None]
+        if confirmed:
+            try:
+                await self._db.notifications.mark_enqueued(
+                    tenant_id=records[0].tenant_id, notification_ids=confirmed
+                )
+            except PyMongoError as exc:
+                # Published and confirmed: the answer stays 200. Unstamped, the records are
+                # published again by the sweep, which the worker's claim makes harmless.
+                log.warning("enqueued_not_stamped", count=len(confirmed), error=repr(exc))
+        failures = [res for res in results if isinstance(res, BaseException)]
+        if not failures:
+            return
+        unconfirmed = [r.id for r, res in zip(records, results, strict=True) if res is not None]
+        discarded = await self._discard(records[0].tenant_id, unconfirmed)
+        log.warning(
+            "publish_unconfirmed",
+            unconfirmed=len(failures),
+            confirmed=len(confirmed),
+            discarded=discarded,
+            reason=str(failures[0]),
+        )
+        first = failures[0]
+        if isinstance(first, BrokerUnavailable):
+            raise first
+        raise BrokerUnavailable(f"publish failed: {first!r}") from first
+
+    async def _discard(self, tenant_id: str, notification_ids: list[str]) -> int | None:
+        """Best effort: if the database is down too, the sweep sends them later instead."""
+        try:
+            return await self._db.notifications.discard_unpublished(
+                tenant_id=tenant_id, notification_ids=notification_ids
+            )
+        except Exception as exc:
+            log.warning("discard_failed", error=repr(exc))
+            return None
+
+    def _after_store(self) -> None:
+        if self._hooks.after_store is not None:
+            self._hooks.after_store()
