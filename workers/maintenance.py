@@ -14,22 +14,20 @@ guard. Whatever fails here is found again on the next pass.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta
-from typing import Any
 
 import structlog
 
-from shared.db.base import Doc, utcnow
+from shared.db.base import utcnow
 from shared.db.client import Database
-from shared.domain import Channel, Status
 from shared.errors import BrokerUnavailable
 from shared.messaging.broker import Broker
-from shared.messaging.messages import deliver_message
+from shared.pipeline import publish_delivery
+from shared.records import NotificationRecord
 from shared.settings import Settings
-from workers.services import connect_services
+from workers.context import WorkerContext
+from workers.service import PeriodicService, Service
 
 log = structlog.get_logger(__name__)
 
@@ -67,41 +65,24 @@ class Maintenance:
     async def sweep(self) -> SweepReport:
         """Run every case once."""
         s = self._settings
+        repo = self._db.notifications
         now = utcnow()
-        outbox_before = now - timedelta(seconds=s.outbox_grace_s)
         overdue_before = now - timedelta(seconds=s.overdue_grace_s)
-        lock = {"$set": {"sweep_until": now + timedelta(seconds=_SWEEP_LOCK_S), "updated_at": now}}
-        requeue = {
-            "$set": {
-                "status": Status.QUEUED.value,
-                "sweep_until": now + timedelta(seconds=_SWEEP_LOCK_S),
-                "updated_at": now,
-            },
-            "$unset": {"lease_until": "", "enqueued_at": "", "worker": "", "next_attempt_at": ""},
-            "$inc": {"sweeps": 1},
-        }
-        expired = await self._take(
-            {"status": Status.PROCESSING.value, "lease_until": {"$lt": overdue_before}}, requeue
+        lock_until = now + timedelta(seconds=_SWEEP_LOCK_S)
+        limit = s.maintenance_batch
+        expired = await repo.requeue_expired_leases(
+            expired_before=overdue_before, lock_until=lock_until, limit=limit
         )
-        retries = await self._take(
-            {"status": Status.RETRYING.value, "next_attempt_at": {"$lt": overdue_before}}, requeue
+        retries = await repo.requeue_overdue_retries(
+            due_before=overdue_before, lock_until=lock_until, limit=limit
         )
-        scheduled = await self._take(
-            {
-                "status": {"$in": [Status.DELAYED.value, Status.SCHEDULED.value]},
-                "deliver_at": {"$lt": overdue_before},
-            },
-            requeue,
+        scheduled = await repo.requeue_overdue_scheduled(
+            due_before=overdue_before, lock_until=lock_until, limit=limit
         )
-        unpublished = await self._take(
-            {
-                "status": Status.QUEUED.value,
-                "enqueued_at": {"$exists": False},
-                "queued_at": {"$lt": outbox_before},
-                "sweep_until": {"$not": {"$gte": now}},  # none, or lapsed (no `$or`: see
-                # shared/db/notifications.py `_claimable` on SecantusDB and indexes)
-            },
-            lock,
+        unpublished = await repo.lock_unpublished(
+            queued_before=now - timedelta(seconds=s.outbox_grace_s),
+            lock_until=lock_until,
+            limit=limit,
         )
         report = SweepReport(
             unpublished=await self._republish(unpublished, "unpublished"),
@@ -113,71 +94,36 @@ class Maintenance:
             log.info("maintenance_republished", **report.counts())
         return report
 
-    async def _take(self, query: dict[str, Any], change: dict[str, Any]) -> list[Doc]:
-        return await self._db.notifications.take_overdue(
-            query=query, change=change, limit=self._settings.maintenance_batch
-        )
-
-    async def _republish(self, docs: list[Doc], why: str) -> list[str]:
+    async def _republish(self, records: list[NotificationRecord], why: str) -> list[str]:
         done: list[str] = []
-        for doc in docs:
+        for record in records:
             try:
-                await self._broker.publish_notification(
-                    channel=Channel(doc["channel"]),
-                    body=deliver_message(
-                        notification_id=doc["_id"],
-                        tenant_id=doc["tenant_id"],
-                        channel=doc["channel"],
-                        attempt=int(doc.get("attempt_count", 0)) + 1,
-                    ),
-                    priority=int(doc.get("priority", 1)),
-                    correlation_id=doc.get("correlation_id"),
-                )
+                # Now, whatever `deliver_at` said: the record is overdue.
+                await publish_delivery(self._broker, record, delay_s=0)
             except BrokerUnavailable as exc:
                 # Left QUEUED without `enqueued_at`: the next pass after the lock takes it.
-                log.warning("republish_failed", notification_id=doc["_id"], error=str(exc))
+                log.warning("republish_failed", notification_id=record.id, error=str(exc))
                 continue
             await self._db.notifications.mark_enqueued(
-                tenant_id=doc["tenant_id"], notification_ids=[doc["_id"]]
+                tenant_id=record.tenant_id, notification_ids=[record.id]
             )
             log.info(
                 "notification_republished",
-                notification_id=doc["_id"],
-                tenant_id=doc["tenant_id"],
+                notification_id=record.id,
+                tenant_id=record.tenant_id,
                 why=why,
             )
-            done.append(doc["_id"])
+            done.append(record.id)
         return done
 
 
-class MaintenanceWorker:
+def maintenance_services(ctx: WorkerContext) -> list[Service]:
     """`python -m workers maintenance`: a sweep every `maintenance_interval_s`."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self._db: Database | None = None
-        self._broker: Broker | None = None
-        self._stopping = asyncio.Event()
-
-    async def run(self) -> None:
-        """Connect, then sweep until `stop`; a failed pass is logged and tried again."""
-        s = self.settings
-        self._db, self._broker = await connect_services(s)
-        maintenance = Maintenance(db=self._db, broker=self._broker, settings=s)
-        log.info("maintenance_started", interval_s=s.maintenance_interval_s)
-        try:
-            while not self._stopping.is_set():
-                try:
-                    await maintenance.sweep()
-                except Exception as exc:  # an outage: the next pass tries again
-                    log.warning("maintenance_pass_failed", error=repr(exc))
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), timeout=s.maintenance_interval_s)
-        finally:
-            await self._broker.close()
-            await self._db.close()
-            log.info("maintenance_stopped")
-
-    def stop(self) -> None:
-        """Finish the current pass, then return from `run`."""
-        self._stopping.set()
+    maintenance = Maintenance(db=ctx.db, broker=ctx.broker, settings=ctx.settings)
+    return [
+        PeriodicService(
+            name="maintenance",
+            interval_s=ctx.settings.maintenance_interval_s,
+            tick=maintenance.sweep,
+        )
+    ]

@@ -1,0 +1,1 @@
+"""Delivering one notification: claim, content, dispatch, policy, settle (see handler.py)."""

@@ -1,0 +1,162 @@
+"""Calling providers: in preference order, past open circuits, one call per address."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import structlog
+from pymongo.errors import ConnectionFailure
+
+from shared.db.base import utcnow
+from shared.db.subscribers import SubscribersRepo
+from shared.domain import Channel
+from shared.providers.base import DeliveryResult, OutboundMessage, Outcome
+from shared.records import Attempt, AttemptTarget, NotificationRecord
+from workers.circuit import CircuitBreaker
+from workers.delivery.content import Rendered, Target
+from workers.delivery.policy import (
+    counts_against_provider,
+    deciding_result,
+    fails_over,
+    opens_circuit_at_once,
+)
+from workers.providers import ResolvedProvider
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Dispatch:
+    """What the provider calls produced: the attempts made and the deciding answer.
+
+    `last` is None when every provider's circuit was open, so nothing was attempted.
+    """
+
+    attempts: list[Attempt]
+    last: DeliveryResult | None
+
+
+class Dispatcher:
+    """Tries a channel's providers for one notification, failing over while circuits open."""
+
+    def __init__(
+        self,
+        *,
+        channel: Channel,
+        breaker: CircuitBreaker,
+        subscribers: SubscribersRepo,
+        worker: str,
+    ) -> None:
+        self._channel = channel
+        self._breaker = breaker
+        self._subscribers = subscribers
+        self._worker = worker
+
+    async def run(
+        self,
+        record: NotificationRecord,
+        providers: list[ResolvedProvider],
+        content: Rendered,
+        targets: list[Target],
+    ) -> Dispatch:
+        """Call the first provider whose circuit lets a call through; on to the next if that
+        call takes it out (its circuit no longer closed)."""
+        attempts: list[Attempt] = []
+        last: DeliveryResult | None = None
+        for provider in providers:
+            key = (record.tenant_id, provider.name)
+            if not self._breaker.acquire(key):
+                continue
+            try:
+                attempt, last = await self._attempt(record, provider, content, targets)
+            except BaseException:
+                self._breaker.release(key)  # no verdict on the provider: free a probe slot
+                raise
+            attempt.n = len(record.attempts) + len(attempts) + 1
+            attempts.append(attempt)
+            if not counts_against_provider(last.outcome):
+                self._breaker.success(key)
+                break
+            self._breaker.failure(key, open_now=opens_circuit_at_once(last.outcome))
+            if not fails_over(last.outcome, self._breaker.state(key)):
+                break
+        return Dispatch(attempts=attempts, last=last)
+
+    def soonest_retry_s(self, tenant_id: str, providers: list[ResolvedProvider]) -> float:
+        """Seconds until the first of these providers' circuits lets a probe through."""
+        return min(self._breaker.retry_in((tenant_id, p.name)) for p in providers)
+
+    async def _attempt(
+        self,
+        record: NotificationRecord,
+        provider: ResolvedProvider,
+        content: Rendered,
+        targets: list[Target],
+    ) -> tuple[Attempt, DeliveryResult]:
+        """One provider call per address; the attempt's record and its deciding answer."""
+        started = time.perf_counter()
+        at = utcnow()
+        results = [await self._send_one(provider, record, content, t) for t in targets]
+        # Kept apart from duration_ms so the provider's share of an attempt is visible.
+        provider_ms = round((time.perf_counter() - started) * 1000, 2)
+        for target, result in zip(targets, results, strict=True):
+            if result.outcome is Outcome.INVALID_RECIPIENT and self._channel is Channel.PUSH:
+                await self._forget_token(record, target, result)
+        best = deciding_result(results)
+        delivered = best.outcome is Outcome.DELIVERED
+        attempt = Attempt(
+            at=at,
+            worker=self._worker,
+            provider=provider.name,
+            outcome=best.outcome.name,
+            reason=None if delivered else best.reason,
+            detail=None if delivered else best.detail,
+            status_code=best.status_code,
+            provider_ms=provider_ms,
+            retry_after_s=best.retry_after_s,
+            duration_ms=round((time.perf_counter() - started) * 1000, 2),
+        )
+        if len(results) > 1:
+            attempt.targets = [
+                AttemptTarget(to=t.label, outcome=r.outcome.name, reason=r.reason)
+                for t, r in zip(targets, results, strict=True)
+            ]
+        return attempt, best
+
+    async def _send_one(
+        self,
+        provider: ResolvedProvider,
+        record: NotificationRecord,
+        content: Rendered,
+        target: Target,
+    ) -> DeliveryResult:
+        message = OutboundMessage(
+            notification_id=record.id,
+            tenant_id=record.tenant_id,
+            channel=self._channel,
+            to=target.address,
+            body=content.body,
+            subject=content.subject,
+            title=content.title,
+            data=content.data,
+            deep_link=content.deep_link,
+            image_url=content.image_url,
+            priority=record.priority,
+            recipient_id=record.recipient,
+            category=record.category,
+        )
+        return await provider.adapter.send(message)
+
+    async def _forget_token(
+        self, record: NotificationRecord, target: Target, result: DeliveryResult
+    ) -> None:
+        """Drop a dead device token; best effort, since the provider was already called."""
+        try:
+            await self._subscribers.remove_token(
+                tenant_id=record.tenant_id, token=target.address, subscriber_id=record.recipient
+            )
+        except ConnectionFailure as exc:  # the next send to it finds it dead again
+            log.warning("device_token_not_removed", error=str(exc))
+            return
+        log.info("device_token_removed", reason=result.reason, token_suffix=target.address[-6:])
