@@ -53,18 +53,35 @@ async def _principal_for_key(ctx: AppContext, key: str) -> Principal | None:
     return principal
 
 
+def _gateway_scopes(ctx: AppContext, request: Request) -> frozenset[str]:
+    """Roles the gateway asserted (gateway mode trusts them as it trusts X-User-ID)."""
+    raw = request.headers.get(ctx.settings.gateway_roles_header, "")
+    roles = {r.strip().lower() for r in raw.split(",") if r.strip()}
+    return frozenset({"admin"}) if ctx.settings.gateway_admin_role.lower() in roles else frozenset()
+
+
 async def authenticate(
     ctx: CtxDep,
+    request: Request,
     authorization: Annotated[str | None, Header()] = None,
     x_user_id: Annotated[str | None, Header()] = None,
     x_tenant_id: Annotated[str | None, Header()] = None,
 ) -> Principal:
-    """Resolve the caller from `Authorization: ApiKey|Bearer <key>` (or gateway headers)."""
+    """Resolve the caller from `Authorization: ApiKey|Bearer <key>` (or gateway headers).
+
+    In gateway mode a request without a key is trusted as the gateway says: X-User-ID and
+    X-Tenant-ID name the caller, and the roles header (`X-User-Roles: admin` by default)
+    grants the admin scope for /manage/.
+    """
     key = _presented_key(authorization)
     if key is None:
         if ctx.settings.gateway_mode and x_user_id and x_tenant_id:
             return Principal(
-                tenant_id=x_tenant_id, scopes=frozenset(), user_id=x_user_id, via_gateway=True
+                tenant_id=x_tenant_id,
+                scopes=_gateway_scopes(ctx, request),
+                user_id=x_user_id,
+                via_gateway=True,
+                key_label=f"gateway:{x_user_id}",
             )
         raise Unauthorized(_INVALID_TOKEN)
     principal = await _principal_for_key(ctx, key)

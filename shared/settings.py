@@ -10,8 +10,6 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.domain import Channel
 
-Failpoint = Literal["api_after_record_write"]
-
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
@@ -37,12 +35,22 @@ class Settings(BaseSettings):
         validation_alias="RABBITMQ_URL",
     )
     mongodb_url: str = Field(default="mongodb://127.0.0.1:27017", validation_alias="MONGODB_URL")
-    prefix: str = Field(default="notify", pattern=r"^[a-z][a-z0-9_-]{0,40}$")
+    # Empty by default, so a default deployment has exactly the spec's names (`email.queue`,
+    # `notifications.direct`); tests and side-by-side deployments set one.
+    prefix: str = Field(default="", pattern=r"^([a-z][a-z0-9_-]{0,40})?$")
+    # The database; by default named after the prefix, or `notify` without one.
+    database: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,60}$")
+    # Retryable writes need a replica set: on by default where the URL names one.
+    mongodb_retry_writes: bool | None = None
     api_port: int = 8000
     api_host: str = "127.0.0.1"
     bootstrap_api_key: str | None = None
     secret_key: str = DEV_SECRET_KEY
     gateway_mode: bool = False
+    # In gateway mode the gateway may assert roles in this header (comma-separated); the
+    # admin role reaches the /manage/ RPCs, trusted like X-User-ID.
+    gateway_roles_header: str = "X-User-Roles"
+    gateway_admin_role: str = "admin"
     sandbox_default: bool = False
     dev_endpoints: bool = False
     log_level: str = "INFO"
@@ -76,15 +84,11 @@ class Settings(BaseSettings):
     maintenance_batch: int = Field(default=500, ge=1)
     # Lifecycle.
     shutdown_timeout_s: float = Field(default=30.0, gt=0)
-    # Test-only crash points; refused in production.
-    failpoint: Failpoint | None = None
 
     @model_validator(mode="after")
     def _refuse_placeholder_secret(self) -> Settings:
         if self.environment == "production" and self.secret_key in _PLACEHOLDER_SECRETS:
             raise ValueError("NOTIFY_SECRET_KEY must be set to a real secret in production")
-        if self.environment == "production" and self.failpoint is not None:
-            raise ValueError("NOTIFY_FAILPOINT crashes processes on purpose: not in production")
         if self.outbox_grace_s <= self.publish_timeout_s:
             raise ValueError(
                 "NOTIFY_OUTBOX_GRACE_S must exceed NOTIFY_PUBLISH_TIMEOUT_S, or the sweep "
@@ -104,5 +108,15 @@ class Settings(BaseSettings):
 
     @property
     def database_name(self) -> str:
-        """The MongoDB database, named after the prefix so test runs stay apart."""
-        return self.prefix.replace("-", "_")
+        """The MongoDB database: set, else named after the prefix (test runs stay apart)."""
+        if self.database:
+            return self.database
+        return self.prefix.replace("-", "_") if self.prefix else "notify"
+
+    @property
+    def retry_writes(self) -> bool:
+        """Whether the MongoDB client retries writes (a replica set or Atlas URL)."""
+        if self.mongodb_retry_writes is not None:
+            return self.mongodb_retry_writes
+        url = self.mongodb_url
+        return "replicaSet=" in url or url.startswith("mongodb+srv://")

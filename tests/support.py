@@ -26,7 +26,7 @@ from shared.db.client import Database, connect_database
 from shared.domain import Channel
 from shared.messaging.topology import Topology
 from shared.settings import Settings
-from workers.runner import ChannelWorker
+from workers.process import WorkerProcess
 
 T = TypeVar("T")
 
@@ -122,7 +122,7 @@ class System:
     db: Database | None = None
     _server: uvicorn.Server | None = None
     _server_task: asyncio.Task[None] | None = None
-    workers: list[ChannelWorker] = field(default_factory=list)
+    workers: list[WorkerProcess] = field(default_factory=list)
 
     async def start(self, channels: list[Channel]) -> None:
         """Start the API, wait until it listens, then the workers."""
@@ -147,7 +147,7 @@ class System:
             url=s.mongodb_url, name=s.database_name, timeout_ms=s.mongo_timeout_ms
         )
         for channel in channels:
-            worker = ChannelWorker(self.settings, channel)
+            worker = WorkerProcess(self.settings, channel.value)
             await worker.start()
             self.workers.append(worker)
 

@@ -9,12 +9,17 @@ from fastapi import APIRouter, Request
 from api.deps import CtxDep, PrincipalDep
 from api.presenters import notification_view
 from api.schemas import SendNotificationRequest
-from api.sending import Sender, new_record
 from shared.domain import Category, Channel
 from shared.errors import NotFound, ValidationFailed
+from shared.records import NotificationRecord, TemplateRef
 from shared.rendering import TEMPLATE_FIELDS, render_fields
 
 router = APIRouter(prefix="/api/v1/notifications", tags=["notifications"])
+
+
+def seed003_key(request_id: str) -> str:
+    """The idempotency key a seed-003 `request_id` is stored under."""
+    return f"request:{request_id}"
 
 
 @router.post("", summary="Queue a notification (seed 003)")
@@ -51,26 +56,27 @@ async def send_notification(
         body.variables,
         template_code=body.template_code,
     )
-    record = new_record(
+    record = NotificationRecord.new(
         tenant_id=tenant,
         channel=channel,
         recipient=body.user_id,
         category=Category.TRANSACTIONAL.value,
         priority=body.priority,
-        transaction_id="",
+        # The seed answers with the request_id as the id to track: it names the transaction
+        # too, so `manage/get-delivery-status` takes it as well.
+        transaction_id=body.request_id,
         correlation_id=request.state.correlation_id,
         source="api.notifications",
-        template={"code": body.template_code, "version": template["version"]},
+        template=TemplateRef(code=body.template_code, version=template["version"]),
         variables=body.variables,
-        idempotency_key=f"request:{body.request_id}",
+        idempotency_key=seed003_key(body.request_id),
         request_id=body.request_id,
         metadata=body.metadata,
     )
-    record["transaction_id"] = record["_id"]
-    stored, _ = await Sender(ctx).submit_one(record)
+    stored, _ = await ctx.pipeline.submit_one(record)
     return {
         "success": True,
-        "data": {"notification_id": stored["_id"], "status": "queued"},
+        "data": {"notification_id": stored.transaction_id, "status": "queued"},
         "message": "Notification queued successfully",
     }
 
@@ -79,10 +85,13 @@ async def send_notification(
 async def get_notification(
     notification_id: str, ctx: CtxDep, principal: PrincipalDep
 ) -> dict[str, Any]:
-    """Status, result, channel, attempts and timestamps of one of the tenant's notifications."""
-    doc = await ctx.db.notifications.get(
-        tenant_id=principal.tenant_id, notification_id=notification_id
-    )
-    if doc is None:
+    """Found by the `request_id` it was sent with, or by its internal id (`ntf_…`)."""
+    repo = ctx.db.notifications
+    record = await repo.get(tenant_id=principal.tenant_id, notification_id=notification_id)
+    if record is None:
+        record = await repo.get_by_idempotency_key(
+            tenant_id=principal.tenant_id, idempotency_key=seed003_key(notification_id)
+        )
+    if record is None:
         raise NotFound(f"notification {notification_id} does not exist")
-    return {"success": True, "data": notification_view(doc), "message": "Notification found"}
+    return {"success": True, "data": notification_view(record), "message": "Notification found"}

@@ -39,6 +39,7 @@ from shared.errors import BrokerUnavailable, NotifyError, ValidationFailed
 from shared.ids import new_id
 from shared.messaging.broker import BROKER_ERRORS
 from shared.messaging.topology import Topology
+from shared.records import NotificationRecord
 
 log = structlog.get_logger(__name__)
 
@@ -110,7 +111,7 @@ class DeadLetters:
         return Listing(
             letters=letters,
             record_status={
-                letter.notification_id: record["status"]
+                letter.notification_id: record.status.value
                 for letter in letters
                 if (record := records.get((letter.tenant_id, letter.notification_id)))
             },
@@ -330,7 +331,9 @@ class DeadLetters:
 
     # --- helpers ----------------------------------------------------------------------------
 
-    async def _records(self, letters: list[DeadLetter]) -> dict[tuple[str, str], Doc]:
+    async def _records(
+        self, letters: list[DeadLetter]
+    ) -> dict[tuple[str, str], NotificationRecord]:
         return await load_records(self._db, letters)
 
     @asynccontextmanager

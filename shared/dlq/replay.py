@@ -21,35 +21,38 @@ import aiormq
 import orjson
 from aio_pika.abc import AbstractChannel
 
-from shared.db.base import Doc, utcnow
+from shared.db.base import utcnow
 from shared.db.client import Database
 from shared.dlq.browse import DlqPass
 from shared.dlq.model import DeadLetter, replay_body, replay_headers
 from shared.dlq.results import Skipped
 from shared.domain import Channel, Status
 from shared.messaging.topology import Topology
+from shared.records import NotificationRecord
 
-_DEAD_LETTERED = {Status.FAILED.value, Status.RATE_LIMITED.value}
+_DEAD_LETTERED = {Status.FAILED, Status.RATE_LIMITED}
 
 
-def record_problem(record: Doc | None, *, channel: Channel) -> str | None:
+def record_problem(record: NotificationRecord | None, *, channel: Channel) -> str | None:
     """Why a record cannot be replayed from `channel`'s DLQ now, or None."""
     if record is None:
         return "record_missing"
-    if record.get("channel") != channel.value:
+    if record.channel is not channel:
         return "record_channel_mismatch"
-    if record.get("status") not in _DEAD_LETTERED or "dead_lettered_at" not in record:
+    if record.status not in _DEAD_LETTERED or record.dead_lettered_at is None:
         return "record_not_dead_lettered"
     return None
 
 
-async def load_records(db: Database, letters: list[DeadLetter]) -> dict[tuple[str, str], Doc]:
+async def load_records(
+    db: Database, letters: list[DeadLetter]
+) -> dict[tuple[str, str], NotificationRecord]:
     """The records of `letters`, by (tenant, notification id), one query per tenant."""
     by_tenant: dict[str, list[str]] = {}
     for letter in letters:
         if letter.tenant_id and letter.notification_id:
             by_tenant.setdefault(letter.tenant_id, []).append(letter.notification_id)
-    found: dict[tuple[str, str], Doc] = {}
+    found: dict[tuple[str, str], NotificationRecord] = {}
     for tenant_id, ids in by_tenant.items():
         docs = await db.notifications.get_many(tenant_id=tenant_id, notification_ids=ids)
         found.update({(tenant_id, nid): doc for nid, doc in docs.items()})
@@ -72,7 +75,7 @@ class Replayer:
         dry_run: bool,
     ) -> tuple[list[DeadLetter], list[Skipped]]:
         records = await load_records(self._db, batch)
-        eligible: list[tuple[DeadLetter, Doc]] = []
+        eligible: list[tuple[DeadLetter, NotificationRecord]] = []
         skipped: list[Skipped] = []
         for letter in batch:
             record = records.get((letter.tenant_id, letter.notification_id))
@@ -118,14 +121,19 @@ class Replayer:
         return done, skipped
 
     async def _replay_one(
-        self, letter: DeadLetter, record: Doc, publisher: AbstractChannel, replayed_at: datetime
+        self,
+        letter: DeadLetter,
+        record: NotificationRecord,
+        publisher: AbstractChannel,
+        replayed_at: datetime,
     ) -> str | None:
         """Replay one message; None when done, else why it was skipped."""
         repo = self._db.notifications
+        assert record.dead_lettered_at is not None  # record_problem checked it
         taken = await repo.requeue_dead_lettered(
             tenant_id=letter.tenant_id,
             notification_id=letter.notification_id,
-            dead_lettered_at=record["dead_lettered_at"],
+            dead_lettered_at=record.dead_lettered_at,
             replayed_at=replayed_at,
         )
         if not taken:

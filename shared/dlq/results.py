@@ -9,6 +9,7 @@ from typing import Literal
 
 from shared.db.base import Doc
 from shared.dlq.model import DeadLetter, DeadLetterFilter
+from shared.records import NotificationRecord
 
 Action = Literal["replay", "purge"]
 
@@ -42,7 +43,7 @@ class Detail:
     """One dead letter with its record (None when the record is gone)."""
 
     letter: DeadLetter
-    record: Doc | None
+    record: NotificationRecord | None
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,7 @@ from shared.db.base import Doc
 from shared.dlq.model import DeadLetter, iso_z
 from shared.dlq.results import Detail, Listing, OperationResult
 from shared.domain import Channel
+from shared.records import NotificationRecord
 
 
 def _iso(value: Any) -> str | None:
@@ -52,37 +53,37 @@ def listing_view(listing: Listing) -> dict[str, Any]:
     }
 
 
-def record_view(doc: Doc) -> dict[str, Any]:
+def record_view(record: NotificationRecord) -> dict[str, Any]:
     """A notification record without content, variables, metadata or claim details."""
     return {
-        "notificationId": doc["_id"],
-        "status": doc.get("status"),
-        "channel": Channel(doc["channel"]).api_name if doc.get("channel") else None,
-        "userId": doc.get("recipient"),
-        "transactionId": doc.get("transaction_id"),
-        "priority": doc.get("priority"),
-        "templateCode": (doc.get("template") or {}).get("code"),
-        "provider": doc.get("provider"),
-        "failureReason": doc.get("failure_reason"),
-        "failureDetail": doc.get("failure_detail"),
-        "attemptCount": doc.get("attempt_count"),
-        "replays": doc.get("replays", 0),
-        "createdAt": _iso(doc.get("created_at")),
-        "queuedAt": _iso(doc.get("queued_at")),
-        "deadLetteredAt": _iso(doc.get("dead_lettered_at")),
-        "replayedAt": _iso(doc.get("replayed_at")),
-        "updatedAt": _iso(doc.get("updated_at")),
+        "notificationId": record.id,
+        "status": record.status.value,
+        "channel": record.channel.api_name,
+        "userId": record.recipient,
+        "transactionId": record.transaction_id,
+        "priority": record.priority,
+        "templateCode": record.template.code if record.template else None,
+        "provider": record.provider,
+        "failureReason": record.failure_reason,
+        "failureDetail": record.failure_detail,
+        "attemptCount": record.attempt_count,
+        "replays": record.replays,
+        "createdAt": _iso(record.created_at),
+        "queuedAt": _iso(record.queued_at),
+        "deadLetteredAt": _iso(record.dead_lettered_at),
+        "replayedAt": _iso(record.replayed_at),
+        "updatedAt": _iso(record.updated_at),
         "attempts": [
             {
-                "attempt": a.get("n"),
-                "at": _iso(a.get("at")),
-                "provider": a.get("provider"),
-                "outcome": a.get("outcome"),
-                "reason": a.get("reason"),
-                "detail": a.get("detail"),
-                "durationMs": a.get("duration_ms"),
+                "attempt": a.n,
+                "at": _iso(a.at),
+                "provider": a.provider,
+                "outcome": a.outcome,
+                "reason": a.reason,
+                "detail": a.detail,
+                "durationMs": a.duration_ms,
             }
-            for a in doc.get("attempts", [])
+            for a in record.attempts
         ],
     }
 
@@ -91,7 +92,7 @@ def detail_view(detail: Detail) -> dict[str, Any]:
     """`get-dead-letter`: the row, the message as stored and the record."""
     letter = detail.letter
     return {
-        **letter_view(letter, record_status=(detail.record or {}).get("status")),
+        **letter_view(letter, record_status=detail.record.status.value if detail.record else None),
         "message": {
             "headers": letter.headers,
             "body": letter.body

@@ -1,7 +1,8 @@
 """Every exchange and queue name, and their idempotent declaration (DESIGN.md §3).
 
-Nothing else in the code spells a name: call the functions here. All names carry the
-configured prefix so several deployments (or test runs) can share one broker.
+Nothing else in the code spells a name: call the functions here. With the default empty
+prefix the names are the spec's own (`notifications.direct`, `email.queue`); a prefix (tests,
+several deployments on one broker) goes in front of every name: `t1a2b.email.queue`.
 """
 
 from __future__ import annotations
@@ -23,61 +24,64 @@ class Topology:
 
     prefix: str
 
+    def _name(self, name: str) -> str:
+        return f"{self.prefix}.{name}" if self.prefix else name
+
     @property
     def direct_exchange(self) -> str:
         """Routes a notification to its channel's queue (routing key = channel)."""
-        return f"{self.prefix}.notifications.direct"
+        return self._name("notifications.direct")
 
     @property
     def dlx_exchange(self) -> str:
         """Routes a failed message to its channel's DLQ (routing key = channel)."""
-        return f"{self.prefix}.notifications.dlx"
+        return self._name("notifications.dlx")
 
     @property
     def digest_exchange(self) -> str:
         """Entry of digest events."""
-        return f"{self.prefix}.notifications.digest"
+        return self._name("notifications.digest")
 
     @property
     def fanout_exchange(self) -> str:
         """Entry of bulk / topic / broadcast expansions."""
-        return f"{self.prefix}.notifications.fanout"
+        return self._name("notifications.fanout")
 
     @property
     def realtime_exchange(self) -> str:
         """Inbox updates to API instances, routing key `<tenant>.<subscriber>`."""
-        return f"{self.prefix}.notifications.realtime"
+        return self._name("notifications.realtime")
 
     @property
     def delay_delivery_exchange(self) -> str:
         """Where level 0 of the delay infrastructure dead-letters into."""
-        return f"{self.prefix}.delay.delivery"
+        return self._name("delay.delivery")
 
     def queue(self, channel: Channel) -> str:
-        """A channel's work queue, e.g. `notify.email.queue`."""
-        return f"{self.prefix}.{channel.value}.queue"
+        """A channel's work queue, e.g. `email.queue`."""
+        return self._name(f"{channel.value}.queue")
 
     def dlq(self, channel: Channel) -> str:
         """A channel's dead-letter queue."""
-        return f"{self.prefix}.{channel.value}.dlq"
+        return self._name(f"{channel.value}.dlq")
 
     def dlq_lock(self, channel: Channel) -> str:
         """Exclusive queue held by whoever is operating on a DLQ (never declared durable)."""
-        return f"{self.prefix}.{channel.value}.dlq.lock"
+        return self._name(f"{channel.value}.dlq.lock")
 
     @property
     def digest_queue(self) -> str:
         """Digest worker's queue."""
-        return f"{self.prefix}.digest.queue"
+        return self._name("digest.queue")
 
     @property
     def fanout_queue(self) -> str:
         """Fan-out worker's queue."""
-        return f"{self.prefix}.fanout.queue"
+        return self._name("fanout.queue")
 
     def delay_level(self, level: int) -> str:
         """Name of delay level `level` (its exchange and its queue share it)."""
-        return f"{self.prefix}.delay.l{level:02d}"
+        return self._name(f"delay.l{level:02d}")
 
     def all_queues(self) -> list[str]:
         """Every queue this topology declares (for teardown and health checks)."""

@@ -18,7 +18,6 @@ import aiormq
 import orjson
 from aio_pika.abc import AbstractChannel, AbstractConnection
 
-from api.sending import new_record
 from shared.db.base import Doc, utcnow
 from shared.db.client import Database
 from shared.domain import Channel, Status
@@ -26,6 +25,7 @@ from shared.ids import new_id
 from shared.messaging.dead_letters import dead_letter_headers
 from shared.messaging.messages import deliver_message
 from shared.messaging.topology import Topology
+from tests.records import record_doc
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,11 +103,10 @@ class DeadLetterWriter:
         """One dead-lettered notification: its record (unless told not to) and its message."""
         failed = failed_at or utcnow()
         failed = failed.replace(microsecond=failed.microsecond // 1000 * 1000)
-        record = new_record(
+        record = record_doc(
             tenant_id=tenant_id,
             channel=channel,
             recipient=recipient,
-            category="TRANSACTIONAL",
             priority=priority,
             transaction_id=transaction_id or new_id("txn"),
             correlation_id=f"corr-{new_id('c')}",

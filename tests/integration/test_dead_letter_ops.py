@@ -22,6 +22,7 @@ from shared.messaging import dead_letters as contract
 from shared.messaging.topology import declare_topology
 from tests.integration.conftest import DeadLetterLab
 from tests.integration.dead_letter_support import RawMessage, at, drain, queue_depth
+from tests.records import stored_doc
 from tests.support import free_port
 
 # A quorum queue counts deliveries in this header (from the first read on): the only thing
@@ -177,9 +178,7 @@ async def test_filtered_replay_moves_only_matches_and_keeps_the_rest_in_order(
     assert message.headers["x-replayed-at"].endswith("Z")
     assert not {h for h in message.headers if h.startswith("x-") and h != "x-replayed-at"}
 
-    record = await dlq_lab.db.notifications.get(
-        tenant_id=chosen, notification_id=replayed[0]["_id"]
-    )
+    record = await stored_doc(dlq_lab.db, tenant_id=chosen, notification_id=replayed[0]["_id"])
     assert record is not None
     assert record["status"] == Status.QUEUED.value
     assert record["replays"] == 1
@@ -277,7 +276,7 @@ async def test_a_replay_the_broker_cannot_route_puts_the_record_back(
     assert [(s.letter.notification_id, s.reason) for s in result.skipped] == [
         (record["_id"], "original_queue_missing")
     ]
-    restored = await dlq_lab.db.notifications.get(tenant_id=t, notification_id=record["_id"])
+    restored = await stored_doc(dlq_lab.db, tenant_id=t, notification_id=record["_id"])
     assert restored is not None
     for name in ("status", "dead_lettered_at", "failure_reason", "failure_detail", "attempt_count"):
         assert restored[name] == record[name], name
@@ -296,7 +295,7 @@ async def test_purge_removes_matches_and_leaves_records(dlq_lab: DeadLetterLab) 
     assert result.has_more
     left = await drain(dlq_lab.url, dlq_lab.topology.dlq(Channel.EMAIL))
     assert ids(left) == [r["_id"] for r in records if r["_id"] not in ids_of(result.affected)]
-    kept = await dlq_lab.db.notifications.get(tenant_id=t, notification_id=records[0]["_id"])
+    kept = await stored_doc(dlq_lab.db, tenant_id=t, notification_id=records[0]["_id"])
     assert kept is not None
     assert kept["status"] == "FAILED"
     assert kept["dead_lettered_at"] == records[0]["dead_lettered_at"]

@@ -14,6 +14,7 @@ from shared.settings import Settings
 from tests.fakes.sendgrid import DEFAULT_API_KEY, FakeSendGrid
 from tests.integration.dead_letter_support import DeadLetterWriter, at
 from tests.integration.helpers import configure_sendgrid, ok_rpc, rpc, wait_notification
+from tests.records import stored_doc
 from tests.support import System, TcpProxy, Tenant
 
 
@@ -55,9 +56,7 @@ async def test_a_replayed_dead_letter_is_delivered_by_the_running_worker(
     [mail] = sendgrid.mails_to("u1@x.io")
     assert mail["subject"] == "Your invoice"
     assert system.db is not None
-    stored = await system.db.notifications.get(
-        tenant_id=tenant.tenant_id, notification_id=record["_id"]
-    )
+    stored = await stored_doc(system.db, tenant_id=tenant.tenant_id, notification_id=record["_id"])
     assert stored is not None
     assert stored["status"] == "DELIVERED"
     assert stored["replays"] == 1

@@ -6,6 +6,7 @@ import asyncio
 import uuid
 from typing import Any
 
+from shared.records import NotificationRecord
 from tests.fakes.sendgrid import DEFAULT_API_KEY, FakeSendGrid
 from tests.integration.helpers import (
     configure_sendgrid,
@@ -14,6 +15,7 @@ from tests.integration.helpers import (
     wait_final_status,
     wait_notification,
 )
+from tests.records import stored_doc
 from tests.support import System, Tenant, wait_for
 
 USER = "123e4567-e89b-12d3-a456-426614174000"
@@ -105,10 +107,15 @@ async def test_seed_example_is_delivered_with_the_rendered_mail(
         "Hello John Doe, start at https://example.com/welcome (campaign onboarding)."
     )
     assert mail["from"] == {"email": "noreply@acme.test", "name": "Acme"}
-    assert mail["custom_args"]["notification_id"] == body["data"]["notification_id"]
+    # The seed's answer names the notification by its request_id; GET adds the internal id.
+    assert body["data"]["notification_id"] == "req-123e4567-e89b-12d3-a456-426614174000"
+    assert final["notification_id"] == body["data"]["notification_id"]
+    assert mail["custom_args"]["notification_id"] == final["internal_id"]
+    by_internal = await tenant.client.get(f"/api/v1/notifications/{final['internal_id']}")
+    assert by_internal.json()["data"]["notification_id"] == body["data"]["notification_id"]
     assert system.db is not None
-    record = await system.db.notifications.get(
-        tenant_id=tenant.tenant_id, notification_id=body["data"]["notification_id"]
+    record = await stored_doc(
+        system.db, tenant_id=tenant.tenant_id, notification_id=final["internal_id"]
     )
     assert record is not None
     assert record["correlation_id"] == "corr-seed-1"  # carried to the worker in the headers
@@ -185,17 +192,19 @@ async def test_429_waits_for_the_rate_limit_reset_before_the_next_attempt(
     assert system.db is not None
     db = system.db
 
-    async def retrying() -> dict[str, Any] | None:
+    async def retrying() -> NotificationRecord | None:
         records = await db.notifications.find_by_transaction(
             tenant_id=tenant.tenant_id, transaction_id=sent["transactionId"]
         )
-        return records[0] if records and records[0]["status"] == "RETRYING" else None
+        return records[0] if records and records[0].status == "RETRYING" else None
 
     record = await wait_for(retrying, timeout_s=10, what="the record to be RETRYING")
-    assert 25 <= record["retry_after_s"] <= 31
-    waited = (record["next_attempt_at"] - record["attempts"][0]["at"]).total_seconds()
+    assert record.retry_after_s is not None
+    assert record.next_attempt_at is not None
+    assert 25 <= record.retry_after_s <= 31
+    waited = (record.next_attempt_at - record.attempts[0].at).total_seconds()
     assert 28 <= waited <= 32
-    assert record["failure_reason"] == "rate_limited"
+    assert record.failure_reason == "rate_limited"
     assert len(sendgrid.requests) == 1
 
 

@@ -6,31 +6,24 @@ import asyncio
 from datetime import timedelta
 from typing import Any
 
-from api.sending import new_record
 from shared.db.base import Doc, utcnow
-from shared.domain import Channel, Status
+from shared.domain import Status
 from shared.messaging.broker import Broker
 from shared.messaging.topology import Topology
 from shared.settings import Settings
 from tests.integration.helpers import ok_rpc
+from tests.records import record_doc, stored_doc
 from tests.support import System, Tenant, wait_for
 from workers.maintenance import Maintenance
 
 
 def _record(tenant: Tenant, label: str, **fields: Any) -> Doc:
-    doc = new_record(
+    return record_doc(
         tenant_id=tenant.tenant_id,
-        channel=Channel.IN_APP,
-        recipient="u1",
-        category="TRANSACTIONAL",
-        priority=1,
         transaction_id=f"txn_{label}",
-        correlation_id=None,
-        source="test",
         content={"title": label, "body": label},
+        **fields,
     )
-    doc.update(fields)
-    return doc
 
 
 async def test_two_sweepers_republish_each_lost_record_exactly_once(
@@ -112,15 +105,13 @@ async def test_two_sweepers_republish_each_lost_record_exactly_once(
     assert set(by_case) == {"unpublished", "expired_leases", "overdue_retries", "overdue_scheduled"}
 
     async def delivered() -> bool:
-        docs = [
-            await db.notifications.get(tenant_id=tenant.tenant_id, notification_id=i) for i in mine
-        ]
+        docs = [await stored_doc(db, tenant_id=tenant.tenant_id, notification_id=i) for i in mine]
         return all(d is not None and d["status"] == Status.DELIVERED.value for d in docs)
 
     await wait_for(delivered, timeout_s=15, what="the swept records to be delivered")
     inbox = [d async for d in db.inbox.col.find({"tenant_id": tenant.tenant_id})]
     assert sorted(d["title"] for d in inbox) == sorted(lost)
     for key, doc in left_alone.items():
-        stored = await db.notifications.get(tenant_id=tenant.tenant_id, notification_id=doc["_id"])
+        stored = await stored_doc(db, tenant_id=tenant.tenant_id, notification_id=doc["_id"])
         assert stored is not None
         assert stored["status"] == doc["status"], key

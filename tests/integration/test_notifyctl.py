@@ -16,6 +16,7 @@ import orjson
 from shared.domain import Channel
 from shared.settings import Settings
 from tests.integration.dead_letter_support import DeadLetterWriter
+from tests.records import stored_doc
 from tests.support import System, env, free_port
 
 NOTIFYCTL = str(Path(sys.executable).with_name("notifyctl"))
@@ -151,7 +152,7 @@ async def test_replay_previews_asks_and_replays_exactly_what_it_showed(
     assert "2 replayed, 0 skipped" in done.stdout
     assert system.db is not None
     for notification_id in ids:
-        record = await system.db.notifications.get(tenant_id=t, notification_id=notification_id)
+        record = await stored_doc(system.db, tenant_id=t, notification_id=notification_id)
         assert record is not None
         assert record["replays"] == 1
     after = await notifyctl(settings, "dlq", "list", "--tenant", t, "--json")
@@ -199,7 +200,7 @@ async def test_purge_dry_run_then_yes(
     left = await notifyctl(settings, "dlq", "list", "--tenant", t, "--json")
     assert [d["notificationId"] for d in left.json["deadLetters"]] == [kept["_id"]]
     assert system.db is not None
-    record = await system.db.notifications.get(tenant_id=t, notification_id=bounced["_id"])
+    record = await stored_doc(system.db, tenant_id=t, notification_id=bounced["_id"])
     assert record is not None
     assert record["status"] == "FAILED"  # purging leaves the record as it was
 

@@ -37,10 +37,11 @@ async def _send(tenant: Tenant, body: str = "x") -> str:
 
 
 async def _record(system: System, tenant: Tenant, transaction_id: str) -> Doc:
+    """The transaction's one record, exactly as stored."""
     assert system.db is not None
-    [record] = await system.db.notifications.find_by_transaction(
-        tenant_id=tenant.tenant_id, transaction_id=transaction_id
-    )
+    [record] = await system.db.notifications.col.find(
+        {"tenant_id": tenant.tenant_id, "transaction_id": transaction_id}
+    ).to_list()
     return record
 
 

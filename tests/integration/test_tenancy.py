@@ -47,7 +47,7 @@ async def test_a_tenant_cannot_read_anothers_data(system: System, tenant: Tenant
                 tenant_id=tenant.tenant_id, transaction_id=sent["transactionId"]
             )
         )[0]
-        assert (await other.client.get(f"/api/v1/notifications/{record['_id']}")).status_code == 404
+        assert (await other.client.get(f"/api/v1/notifications/{record.id}")).status_code == 404
         # The same user id in the other tenant is a different subscriber.
         await ok_rpc(
             other, "manage/create-subscriber", {"userId": "shared-id", "subscriberData": {}}

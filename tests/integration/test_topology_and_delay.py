@@ -5,18 +5,19 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from typing import Any
 
 import aio_pika
 import pytest
 
-from api.sending import new_record
-from shared.db.base import utcnow
+from shared.db.base import Doc, utcnow
 from shared.domain import Channel, Status
 from shared.messaging.broker import Broker
-from shared.messaging.messages import deliver_message_for
+from shared.messaging.messages import deliver_message
 from shared.messaging.topology import Topology
 from shared.settings import Settings
 from tests.integration.helpers import ok_rpc
+from tests.records import record_doc, stored_doc
 from tests.support import System, Tenant, wait_for
 
 
@@ -61,30 +62,31 @@ async def broker(system: System, settings: Settings) -> AsyncIterator[Broker]:
         await publisher.close()
 
 
-async def _in_app_record(system: System, tenant: Tenant, **fields: object) -> dict[str, object]:
+async def _in_app_record(system: System, tenant: Tenant, **fields: Any) -> Doc:
     await ok_rpc(tenant, "manage/create-subscriber", {"userId": "u1", "subscriberData": {}})
-    record = new_record(
+    record = record_doc(
         tenant_id=tenant.tenant_id,
-        channel=Channel.IN_APP,
-        recipient="u1",
-        category="TRANSACTIONAL",
-        priority=1,
         transaction_id="txn-x",
         correlation_id="corr-x",
-        source="test",
-        content={"body": "hello"},
+        **fields,
     )
-    record.update(fields)
     assert system.db is not None
     await system.db.notifications.col.insert_one(record)
     return record
 
 
-async def _status(system: System, tenant: Tenant, notification_id: str) -> dict[str, object]:
-    assert system.db is not None
-    doc = await system.db.notifications.get(
-        tenant_id=tenant.tenant_id, notification_id=notification_id
+def _body(record: Doc) -> dict[str, Any]:
+    return deliver_message(
+        notification_id=record["_id"],
+        tenant_id=record["tenant_id"],
+        channel=record["channel"],
+        attempt=1,
     )
+
+
+async def _status(system: System, tenant: Tenant, notification_id: str) -> Doc:
+    assert system.db is not None
+    doc = await stored_doc(system.db, tenant_id=tenant.tenant_id, notification_id=notification_id)
     assert doc is not None
     return doc
 
@@ -97,7 +99,7 @@ async def test_delayed_message_arrives_after_its_delay(
     # 3 s = binary 11: the message waits in level 1 (2 s), then level 0 (1 s).
     await broker.publish_notification(
         channel=Channel.IN_APP,
-        body=deliver_message_for(record),
+        body=_body(record),
         priority=1,
         correlation_id=None,
         delay_s=3,
@@ -119,7 +121,7 @@ async def test_a_live_lease_parks_the_message_until_it_expires(
         system, tenant, status=Status.PROCESSING.value, worker="ghost", lease_until=lease_until
     )
     await broker.publish_notification(
-        channel=Channel.IN_APP, body=deliver_message_for(record), priority=1, correlation_id=None
+        channel=Channel.IN_APP, body=_body(record), priority=1, correlation_id=None
     )
 
     async def delivered() -> dict[str, object] | None:
@@ -138,7 +140,7 @@ async def test_a_final_record_is_never_sent_again(
 ) -> None:
     record = await _in_app_record(system, tenant, status=Status.CANCELLED.value)
     await broker.publish_notification(
-        channel=Channel.IN_APP, body=deliver_message_for(record), priority=1, correlation_id=None
+        channel=Channel.IN_APP, body=_body(record), priority=1, correlation_id=None
     )
     # A second, live message behind it proves the first was consumed (and dropped).
     live = await ok_rpc(
@@ -151,7 +153,7 @@ async def test_a_final_record_is_never_sent_again(
         docs = await db.notifications.find_by_transaction(
             tenant_id=tenant.tenant_id, transaction_id=live["transactionId"]
         )
-        return bool(docs[0]["status"] == Status.DELIVERED.value)
+        return docs[0].status is Status.DELIVERED
 
     await wait_for(live_delivered, what="the live message")
     doc = await _status(system, tenant, str(record["_id"]))

@@ -10,12 +10,14 @@ import pytest
 from pydantic import ValidationError
 
 from api.dead_letter_schemas import ChangeDeadLettersRequest, ListDeadLettersRequest
+from shared.db.notifications.documents import from_document
 from shared.dlq.model import DeadLetter, DeadLetterFilter, replay_body, replay_headers
 from shared.dlq.ops import check_selection
 from shared.dlq.replay import record_problem
 from shared.domain import Channel
 from shared.errors import ValidationFailed
 from shared.messaging.dead_letters import dead_letter_headers
+from tests.records import record_doc
 
 FAILED_AT = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -134,8 +136,9 @@ def test_replay_and_purge_must_name_what_they_take() -> None:
 def test_only_a_dead_lettered_record_of_the_same_channel_is_replayable() -> None:
     now = datetime.now(UTC)
 
-    def problem(**record: Any) -> str | None:
-        return record_problem({"channel": "email", **record}, channel=Channel.EMAIL)
+    def problem(**fields: Any) -> str | None:
+        doc = record_doc(tenant_id="t", **{"channel": Channel.EMAIL, **fields})
+        return record_problem(from_document(doc), channel=Channel.EMAIL)
 
     assert record_problem(None, channel=Channel.EMAIL) == "record_missing"
     assert problem(status="FAILED", dead_lettered_at=now) is None

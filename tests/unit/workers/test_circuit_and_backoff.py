@@ -8,7 +8,7 @@ import pytest
 
 from shared.settings import RetryPolicy
 from workers.circuit import CircuitBreaker, CircuitState
-from workers.delivery import backoff_s
+from workers.delivery.policy import backoff_s
 
 KEY = ("tenant-a", "sg-primary")
 
