@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
 from shared.db.base import Doc
 from shared.domain import Channel
+from shared.providers.registry import mask_credentials
+from shared.providers.spec import MASK
 from shared.records import Attempt, NotificationRecord
 
 
@@ -129,8 +132,14 @@ def subscriber_view(doc: Doc) -> dict[str, Any]:
     }
 
 
-def provider_view(doc: Doc) -> dict[str, Any]:
-    """A provider config without its secrets."""
+def provider_view(doc: Doc, *, credentials: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A provider config; secret credentials masked as its spec says (all masked when unknown)."""
+    fields = sorted(doc.get("credential_fields", []))
+    shown = (
+        dict.fromkeys(fields, MASK)
+        if credentials is None
+        else mask_credentials(provider_type=str(doc["provider_type"]), credentials=credentials)
+    )
     return {
         "providerId": doc.get("provider_id") or doc["provider_type"],
         "providerType": doc["provider_type"],
@@ -139,7 +148,8 @@ def provider_view(doc: Doc) -> dict[str, Any]:
         "priority": doc.get("priority", 0),
         "endpoint": doc.get("endpoint"),
         "credentialsConfigured": bool(doc.get("credentials_enc")),
-        "credentialFields": sorted(doc.get("credential_fields", [])),
+        "credentialFields": fields,
+        "credentials": shown,
         "createdAt": iso(doc.get("created_at")),
         "updatedAt": iso(doc.get("updated_at")),
     }

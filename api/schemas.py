@@ -16,7 +16,7 @@ from pydantic import (
     model_validator,
 )
 
-from shared.domain import Channel
+from shared.domain import Channel, ProviderType
 from shared.records import Content as RecordContent
 
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
@@ -26,7 +26,9 @@ _LOCALE = re.compile(r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$")
 NonEmpty = Annotated[str, StringConstraints(min_length=1, max_length=256, strip_whitespace=True)]
 ApiChannel = Literal["PUSH", "IN_APP", "EMAIL", "SMS", "CHAT"]
 ApiCategory = Literal["SYSTEM", "TRANSACTIONAL", "PRODUCT", "PROMOTIONAL"]
-ApiProviderType = Literal["FCM", "APNS", "SENDGRID", "SES", "TWILIO", "SLACK", "DISCORD"]
+# The enum itself, so a provider type added to the domain is accepted here too; strict=False
+# because the models below are strict and a JSON body carries the value as a plain string.
+ApiProviderType = Annotated[ProviderType, Field(strict=False)]
 
 
 class Strict(BaseModel):
@@ -242,6 +244,12 @@ class ConfigureProviderRequest(Strict):
         Annotated[str, StringConstraints(pattern=r"^https?://\S+$", max_length=2000)] | None
     ) = None
     priority: int = Field(default=0, ge=0, le=100)
+
+
+class GetProvidersRequest(Strict):
+    """`manage/get-providers`: active configs only unless `includeInactive` (our extension)."""
+
+    includeInactive: bool = False
 
 
 # --- templates (our extension, camelCase like seed 000) ----------------------------------

@@ -7,14 +7,15 @@ from dataclasses import dataclass
 
 import httpx
 import structlog
+from cryptography.fernet import InvalidToken
 
 from shared.crypto import CredentialCipher
 from shared.db.client import Database
-from shared.domain import Channel, ProviderType
+from shared.domain import Channel
 from shared.providers.base import Provider, ProviderConfig
-from shared.providers.fcm import FcmProvider
+from shared.providers.registry import build_adapter
 from shared.providers.sandbox import InAppProvider, SandboxProvider
-from shared.providers.sendgrid import SendGridProvider
+from shared.providers.spec import AdapterResources, UnusableProvider
 
 log = structlog.get_logger(__name__)
 
@@ -43,8 +44,7 @@ class ProviderResolver:
     ) -> None:
         self._db = db
         self._cipher = cipher
-        self._http = http
-        self._timeout_s = timeout_s
+        self._resources = AdapterResources(http=http, timeout_s=timeout_s)
         self._sandbox = SandboxProvider(db.dev_outbox) if sandbox_default else None
         self._inbox = InAppProvider(db.inbox)
         self._configs: dict[tuple[str, str], tuple[float, list[ResolvedProvider]]] = {}
@@ -69,35 +69,42 @@ class ProviderResolver:
         return resolved
 
     def _adapter(self, doc: dict[str, object]) -> ResolvedProvider:
-        provider_type = ProviderType(str(doc["provider_type"]))
-        provider_id = str(doc.get("provider_id") or provider_type.value)
+        provider_type = str(doc["provider_type"])
+        provider_id = str(doc.get("provider_id") or provider_type)
         version = str(doc.get("updated_at"))
         key = (str(doc["tenant_id"]), provider_id, version)
         adapter = self._adapters.get(key)
         if adapter is None:
-            config = ProviderConfig(
-                tenant_id=str(doc["tenant_id"]),
-                provider_type=provider_type.value,
-                credentials=self._cipher.decrypt(str(doc["credentials_enc"])),
-                endpoint=str(doc["endpoint"]) if doc.get("endpoint") else None,
-                version=version,
-            )
-            adapter = self._build(config)
+            adapter = self._build(doc, provider_type=provider_type, version=version)
             self._adapters[key] = adapter
             log.info(
                 "provider_loaded",
                 provider=provider_id,
-                provider_type=provider_type.value,
-                tenant_id=config.tenant_id,
+                provider_type=provider_type,
+                tenant_id=str(doc["tenant_id"]),
+                usable=not isinstance(adapter, UnusableProvider),
             )
         return ResolvedProvider(name=provider_id, adapter=adapter)
 
-    def _build(self, config: ProviderConfig) -> Provider:
-        if config.provider_type == ProviderType.SENDGRID.value:
-            return SendGridProvider(config, http=self._http, timeout_s=self._timeout_s)
-        if config.provider_type == ProviderType.FCM.value:
-            return FcmProvider(config, http=self._http, timeout_s=self._timeout_s)
-        raise ValueError(f"no adapter for {config.provider_type}")
+    def _build(self, doc: dict[str, object], *, provider_type: str, version: str) -> Provider:
+        try:
+            credentials = self._cipher.decrypt(str(doc["credentials_enc"]))
+        except InvalidToken:
+            # Encrypted under another secret key: an operator fixes the key or re-configures;
+            # until then every send reports it instead of the worker crashing on each message.
+            return UnusableProvider(
+                name=provider_type,
+                reason="credentials_unreadable",
+                detail="stored credentials cannot be decrypted with this secret key",
+            )
+        config = ProviderConfig(
+            tenant_id=str(doc["tenant_id"]),
+            provider_type=provider_type,
+            credentials=credentials,
+            endpoint=str(doc["endpoint"]) if doc.get("endpoint") else None,
+            version=version,
+        )
+        return build_adapter(config=config, resources=self._resources)
 
     async def aclose(self) -> None:
         """Release every adapter built."""

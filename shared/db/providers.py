@@ -50,9 +50,12 @@ class ProvidersRepo(Repo):
         assert doc is not None
         return doc
 
-    async def list_all(self, *, tenant_id: str) -> list[Doc]:
-        """Every config of the tenant."""
-        cursor = self.col.find({"tenant_id": tenant_id}).sort(
+    async def list_configs(self, *, tenant_id: str, include_inactive: bool) -> list[Doc]:
+        """The tenant's active configs, or all of them, by channel then preference."""
+        query: dict[str, Any] = {"tenant_id": tenant_id}
+        if not include_inactive:
+            query["active"] = True
+        cursor = self.col.find(query).sort(
             [("channel", ASCENDING), ("priority", ASCENDING), ("provider_id", ASCENDING)]
         )
         return [d async for d in cursor]

@@ -6,11 +6,12 @@ so the adapter speaks the wire format itself over the worker's shared `httpx.Asy
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
+from pydantic import Field, field_validator
 
+from shared.domain import Channel, ProviderType
 from shared.providers.base import DeliveryResult, OutboundMessage, Outcome, ProviderConfig
 from shared.providers.http import (
     classify_transport_error,
@@ -18,6 +19,7 @@ from shared.providers.http import (
     parse_retry_after,
     read_json,
 )
+from shared.providers.spec import AdapterResources, CredentialModel, ProviderSpec, RequiredText
 
 DEFAULT_BASE_URL = "https://api.sendgrid.com"
 MAIL_SEND_PATH = "/v3/mail/send"
@@ -32,25 +34,21 @@ _REASONS = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class _Credentials:
-    api_key: str
-    from_email: str
-    from_name: str | None
+class SendGridCredentials(CredentialModel):
+    """`{apiKey, fromEmail, fromName?}`: the API key and the verified sender it sends as."""
 
+    api_key: RequiredText = Field(alias="apiKey", repr=False)
+    from_email: RequiredText = Field(alias="fromEmail")
+    from_name: str | None = Field(default=None, alias="fromName")
 
-def _parse_credentials(raw: dict[str, Any]) -> _Credentials | str:
-    """The usable credentials, or the reason they are not usable."""
-    api_key = raw.get("apiKey")
-    from_email = raw.get("fromEmail")
-    from_name = raw.get("fromName")
-    if not isinstance(api_key, str) or not api_key.strip():
-        return "credentials.apiKey is missing or not a string"
-    if not isinstance(from_email, str) or not from_email.strip():
-        return "credentials.fromEmail is missing or not a string"
-    if from_name is not None and not isinstance(from_name, str):
-        return "credentials.fromName must be a string"
-    return _Credentials(api_key=api_key.strip(), from_email=from_email.strip(), from_name=from_name)
+    @field_validator("from_email")
+    @classmethod
+    def _looks_like_an_address(cls, value: str) -> str:
+        # Only the shape: SendGrid itself decides whether the sender is verified, and strict
+        # address parsers refuse reserved domains (.test) that tests and staging use.
+        if "@" not in value:
+            raise ValueError("must be an e-mail address")
+        return value
 
 
 def _error_detail(response: httpx.Response) -> str:
@@ -110,22 +108,21 @@ class SendGridProvider:
     name = "SENDGRID"
 
     def __init__(
-        self, config: ProviderConfig, *, http: httpx.AsyncClient, timeout_s: float
+        self,
+        *,
+        credentials: SendGridCredentials,
+        endpoint: str | None,
+        http: httpx.AsyncClient,
+        timeout_s: float,
     ) -> None:
+        self._credentials = credentials
         self._http = http
         self._timeout = httpx.Timeout(timeout_s)
-        self._url = (config.endpoint or DEFAULT_BASE_URL).rstrip("/") + MAIL_SEND_PATH
-        # Bad credentials are reported per send rather than raised here, so one tenant's broken
-        # config is an outcome the worker records, not a crash while building adapters.
-        self._credentials = _parse_credentials(config.credentials)
+        self._url = (endpoint or DEFAULT_BASE_URL).rstrip("/") + MAIL_SEND_PATH
 
     async def send(self, message: OutboundMessage) -> DeliveryResult:
         """POST one mail to SendGrid and classify the answer; never raises for provider failures."""
         credentials = self._credentials
-        if isinstance(credentials, str):
-            return DeliveryResult(
-                outcome=Outcome.PROVIDER_AUTH, reason="invalid_credentials", detail=credentials
-            )
         body = build_mail_body(
             message, from_email=credentials.from_email, from_name=credentials.from_name
         )
@@ -177,3 +174,23 @@ def classify_response(response: httpx.Response, *, now: float | None = None) -> 
         detail=_error_detail(response),
         status_code=status,
     )
+
+
+def _build(
+    *, config: ProviderConfig, credentials: SendGridCredentials, resources: AdapterResources
+) -> SendGridProvider:
+    return SendGridProvider(
+        credentials=credentials,
+        endpoint=config.endpoint,
+        http=resources.http,
+        timeout_s=resources.timeout_s,
+    )
+
+
+SPEC = ProviderSpec(
+    provider_type=ProviderType.SENDGRID,
+    channel=Channel.EMAIL,
+    credentials_model=SendGridCredentials,
+    secret_fields=frozenset({"apiKey"}),
+    factory=_build,
+)

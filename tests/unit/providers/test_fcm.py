@@ -11,11 +11,13 @@ import httpx
 import pytest
 
 from shared.domain import Channel
-from shared.providers.base import OutboundMessage, Outcome, ProviderConfig
-from shared.providers.fcm import FcmProvider, classify_response
+from shared.providers.base import OutboundMessage, Outcome, Provider, ProviderConfig
+from shared.providers.fcm import classify_response
+from shared.providers.registry import build_adapter
+from shared.providers.spec import AdapterResources
 from tests.fakes.fcm import FakeFcm
 
-MakeProvider = Callable[..., FcmProvider]
+MakeProvider = Callable[..., Provider]
 
 
 def _message(**overrides: Any) -> OutboundMessage:
@@ -40,11 +42,11 @@ async def make_provider(
     fcm: FakeFcm, http: httpx.AsyncClient, service_account_json: str
 ) -> AsyncIterator[MakeProvider]:
     """Builds adapters pointed at the fake (overridable) and closes them after the test."""
-    made: list[FcmProvider] = []
+    made: list[Provider] = []
 
     def make(
         *, credentials: Any = None, endpoint: str | None = None, timeout_s: float = 2.0
-    ) -> FcmProvider:
+    ) -> Provider:
         config = ProviderConfig(
             tenant_id="tnt_1",
             provider_type="FCM",
@@ -55,7 +57,10 @@ async def make_provider(
             ),
             endpoint=endpoint or fcm.url,
         )
-        provider = FcmProvider(config, http=http, timeout_s=timeout_s)
+        # Through the registry, as the worker builds it: bad credentials are caught on that path.
+        provider = build_adapter(
+            config=config, resources=AdapterResources(http=http, timeout_s=timeout_s)
+        )
         made.append(provider)
         return provider
 
@@ -337,14 +342,23 @@ async def test_service_account_as_dict_is_accepted(
 @pytest.mark.parametrize(
     ("credentials", "expected"),
     [
-        ({}, "serviceAccountJson is missing"),
-        ({"serviceAccountJson": "{not json"}, "serviceAccountJson is not valid JSON"),
-        ({"serviceAccountJson": "[1, 2]"}, "must be a JSON object"),
-        ({"serviceAccountJson": {"type": "authorized_user"}}, "expected 'service_account'"),
-        ({"serviceAccountJson": {"type": "service_account"}}, "has no project_id"),
+        ({}, "credentials.serviceAccountJson is required for FCM"),
+        (
+            {"serviceAccountJson": "{not json"},
+            "credentials.serviceAccountJson must be a service-account JSON document",
+        ),
+        ({"serviceAccountJson": "[1, 2]"}, "must be a service-account JSON document"),
+        (
+            {"serviceAccountJson": {"type": "authorized_user"}},
+            "credentials.serviceAccountJson.type must be 'service_account'",
+        ),
+        (
+            {"serviceAccountJson": {"type": "service_account"}},
+            "credentials.serviceAccountJson lacks project_id",
+        ),
         (
             {"serviceAccountJson": {"project_id": "p", "client_email": "a@b", "token_uri": "x"}},
-            "not a usable service account",
+            "credentials.serviceAccountJson lacks private_key",
         ),
         (
             {
@@ -355,7 +369,7 @@ async def test_service_account_as_dict_is_accepted(
                     "private_key": "-----BEGIN PRIVATE KEY-----\nnope\n-----END PRIVATE KEY-----",
                 }
             },
-            "not a usable service account",
+            "credentials.serviceAccountJson is not a usable service account",
         ),
     ],
 )
@@ -365,7 +379,7 @@ async def test_unusable_service_account_is_provider_auth(
     result = await make_provider(credentials=credentials).send(_message())
 
     assert result.outcome is Outcome.PROVIDER_AUTH
-    assert result.reason == "invalid_service_account"
+    assert result.reason == "invalid_credentials"
     assert result.detail is not None
     assert expected in result.detail
     assert fcm.requests == []

@@ -9,8 +9,10 @@ import httpx
 import pytest
 
 from shared.domain import Channel
-from shared.providers.base import OutboundMessage, Outcome, ProviderConfig
-from shared.providers.sendgrid import SendGridProvider, classify_response
+from shared.providers.base import OutboundMessage, Outcome, Provider, ProviderConfig
+from shared.providers.registry import build_adapter
+from shared.providers.sendgrid import classify_response
+from shared.providers.spec import AdapterResources
 from tests.fakes.sendgrid import DEFAULT_API_KEY, FakeSendGrid
 
 
@@ -34,7 +36,7 @@ def _provider(
     *,
     timeout_s: float = 2.0,
     **credentials: Any,
-) -> SendGridProvider:
+) -> Provider:
     creds: dict[str, Any] = {
         "apiKey": DEFAULT_API_KEY,
         "fromEmail": "noreply@acme.test",
@@ -44,7 +46,8 @@ def _provider(
     config = ProviderConfig(
         tenant_id="tnt_1", provider_type="SENDGRID", credentials=creds, endpoint=endpoint
     )
-    return SendGridProvider(config, http=http, timeout_s=timeout_s)
+    # Through the registry, as the worker builds it: bad credentials are caught on that path.
+    return build_adapter(config=config, resources=AdapterResources(http=http, timeout_s=timeout_s))
 
 
 async def test_delivered_with_message_id_and_v3_body(

@@ -1,0 +1,168 @@
+"""Provider configuration through the registry: validation, masking, listing, stale configs."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from shared.crypto import CredentialCipher
+from shared.settings import Settings
+from tests.fakes.sendgrid import DEFAULT_API_KEY, FakeSendGrid
+from tests.integration.helpers import configure_sendgrid, ok_rpc, rpc, wait_final_status
+from tests.support import System, Tenant
+
+
+async def _configure_errors(tenant: Tenant, body: dict[str, Any]) -> list[str]:
+    response = await rpc(tenant, "manage/configure-provider", body)
+    assert response.status_code == 400, response.text
+    errors: list[str] = response.json()["error"]
+    return errors
+
+
+async def test_get_providers_lists_active_ones_unless_asked_for_all(
+    tenant: Tenant, sendgrid: FakeSendGrid
+) -> None:
+    await configure_sendgrid(tenant, sendgrid.url, "SG.on-secret", providerId="sg-on")
+    await configure_sendgrid(
+        tenant, sendgrid.url, "SG.off-secret", providerId="sg-off", active=False, priority=1
+    )
+
+    active = await ok_rpc(tenant, "manage/get-providers", {})
+    assert [(p["providerId"], p["active"]) for p in active["providers"]] == [("sg-on", True)]
+    every = await ok_rpc(tenant, "manage/get-providers", {"includeInactive": True})
+    assert [(p["providerId"], p["active"]) for p in every["providers"]] == [
+        ("sg-on", True),
+        ("sg-off", False),
+    ]
+    explicit = await ok_rpc(tenant, "manage/get-providers", {"includeInactive": False})
+    assert explicit == active
+    refused = await rpc(tenant, "manage/get-providers", {"includeInactive": "yes"})
+    assert refused.status_code == 400
+
+
+async def test_listed_credentials_are_masked_by_the_spec(
+    tenant: Tenant, sendgrid: FakeSendGrid
+) -> None:
+    configured = await ok_rpc(
+        tenant,
+        "manage/configure-provider",
+        {
+            "providerType": "SENDGRID",
+            "credentials": {"apiKey": "SG.top-secret-value", "fromEmail": "noreply@acme.test"},
+            "endpoint": sendgrid.url,
+        },
+    )
+    listed = await ok_rpc(tenant, "manage/get-providers", {})
+    for view in (configured["provider"], *listed["providers"]):
+        assert "top-secret" not in json.dumps(view)
+        assert view["credentialFields"] == ["apiKey", "fromEmail"]
+        assert view["credentials"] == {"apiKey": "********", "fromEmail": "noreply@acme.test"}
+
+
+async def test_configure_names_each_bad_credential_field(tenant: Tenant) -> None:
+    errors = await _configure_errors(
+        tenant,
+        {
+            "providerType": "SENDGRID",
+            "credentials": {"apiKey": 7, "fromEmail": "nobody", "fromName": 1, "apikey": "x"},
+        },
+    )
+    assert errors == [
+        "credentials.apiKey must be a string",
+        "credentials.fromEmail must be an e-mail address",
+        "credentials.fromName must be a string",
+        "credentials.apikey is not a known credential field",
+    ]
+    errors = await _configure_errors(
+        tenant,
+        {"providerType": "FCM", "credentials": {"serviceAccountJson": json.dumps({"a": 1})}},
+    )
+    assert errors == [
+        "credentials.serviceAccountJson lacks project_id",
+        "credentials.serviceAccountJson lacks client_email",
+        "credentials.serviceAccountJson lacks private_key",
+    ]
+    assert (await ok_rpc(tenant, "manage/get-providers", {"includeInactive": True})) == {
+        "providers": []
+    }
+
+
+async def test_an_accepted_type_without_an_adapter_names_the_supported_ones(
+    tenant: Tenant,
+) -> None:
+    for provider_type in ("APNS", "SES", "TWILIO", "SLACK", "DISCORD"):
+        errors = await _configure_errors(tenant, {"providerType": provider_type, "credentials": {}})
+        assert errors == [
+            f"providerType {provider_type} has no delivery adapter yet (supported: FCM, SENDGRID)"
+        ]
+    errors = await _configure_errors(tenant, {"providerType": "PIGEON", "credentials": {}})
+    assert errors == [
+        "providerType must be one of the following values: "
+        "FCM, APNS, SENDGRID, SES, TWILIO, SLACK, DISCORD"
+    ]
+
+
+async def test_openapi_lists_the_provider_types(tenant: Tenant) -> None:
+    response = await tenant.client.get("/openapi.json")
+    assert response.status_code == 200
+    document = response.json()
+    assert document["components"]["schemas"]["ProviderType"]["enum"] == [
+        "FCM",
+        "APNS",
+        "SENDGRID",
+        "SES",
+        "TWILIO",
+        "SLACK",
+        "DISCORD",
+    ]
+    get_providers = document["paths"]["/api/v1/notifications/manage/get-providers"]["post"]
+    assert "active" in get_providers["summary"].lower()
+    assert "includeInactive" in get_providers["summary"]
+
+
+async def test_a_stored_config_that_no_longer_validates_fails_over_per_send(
+    system: System, settings: Settings, tenant: Tenant, sendgrid: FakeSendGrid
+) -> None:
+    # A config as an older build might have stored it: no fromEmail. It must not break the
+    # worker; each send reports it and the backup delivers.
+    assert system.db is not None
+    await system.db.providers.upsert(
+        tenant_id=tenant.tenant_id,
+        provider_id="sg-old",
+        fields={
+            "provider_type": "SENDGRID",
+            "channel": "email",
+            "active": True,
+            "priority": 0,
+            "endpoint": sendgrid.url,
+            "credentials_enc": CredentialCipher(settings.secret_key).encrypt({"apiKey": "SG.x"}),
+            "credential_fields": ["apiKey"],
+        },
+    )
+    await configure_sendgrid(
+        tenant, sendgrid.url, DEFAULT_API_KEY, providerId="sg-backup", priority=1
+    )
+    await ok_rpc(
+        tenant, "manage/create-subscriber", {"userId": "u1", "subscriberData": {"email": "u1@x.io"}}
+    )
+    sent = await ok_rpc(
+        tenant,
+        "manage/send",
+        {"userId": "u1", "channel": "EMAIL", "content": {"title": "T", "body": "x"}},
+    )
+    status = await wait_final_status(tenant, sent["transactionId"])
+
+    assert status["result"] == "DELIVERED"
+    first, *_, last = status["attempts"]
+    assert (first["provider"], first["outcome"], first["reason"]) == (
+        "sg-old",
+        "PROVIDER_AUTH",
+        "invalid_credentials",
+    )
+    assert first["detail"] == "credentials.fromEmail is required for SENDGRID"
+    assert (last["provider"], last["outcome"]) == ("sg-backup", "DELIVERED")
+    assert len(sendgrid.mails) == 1
+
+    listed = await ok_rpc(tenant, "manage/get-providers", {})
+    old = next(p for p in listed["providers"] if p["providerId"] == "sg-old")
+    assert old["credentials"] == {"apiKey": "********"}
