@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import secrets
+
 import httpx
 
+from shared.settings import Settings
 from tests.integration.helpers import ok_rpc, rpc, wait_final_status
 from tests.support import System, Tenant
 
@@ -99,3 +102,31 @@ async def test_rpcs_not_built_yet_say_so(tenant: Tenant) -> None:
     response = await rpc(tenant, "manage/send-scheduled", {})
     assert response.status_code == 501
     assert response.json()["error"] == "manage/send-scheduled is not built yet"
+
+
+async def test_gateway_mode_trusts_an_asserted_admin_role_for_manage(settings: Settings) -> None:
+    sut = System(settings.model_copy(update={"gateway_mode": True}))
+    try:
+        await sut.start([])
+        tenant_id = f"gw-{secrets.token_hex(4)}"
+        user = {"X-User-ID": "ops-1", "X-Tenant-ID": tenant_id}
+        async with httpx.AsyncClient(base_url=sut.base_url) as client:
+
+            async def call(path: str, **headers: str) -> httpx.Response:
+                return await client.post(
+                    f"/api/v1/notifications/{path}", json={}, headers={**user, **headers}
+                )
+
+            assert (await call("get-registered-channels")).status_code == 200
+            refused = await call("manage/list-subscribers")
+            assert refused.status_code == 403
+            assert (
+                await call("manage/list-subscribers", **{"X-User-Roles": "viewer"})
+            ).status_code == 403
+            allowed = await call("manage/list-subscribers", **{"X-User-Roles": "viewer, Admin"})
+            assert allowed.status_code == 200
+            assert allowed.json()["totalCount"] == 0  # the gateway's tenant, nobody else's
+            # The role header means nothing outside gateway mode (see the test above): there,
+            # gateway headers alone are a 401.
+    finally:
+        await sut.stop()

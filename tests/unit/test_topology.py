@@ -6,6 +6,7 @@ import pytest
 
 from shared.domain import Channel
 from shared.messaging.topology import DELAY_LEVELS, Topology, delay_routing_key
+from shared.settings import Settings
 
 
 def test_every_name_carries_the_prefix_and_is_unique() -> None:
@@ -37,3 +38,27 @@ def test_delay_is_clamped_to_what_the_levels_can_hold() -> None:
     assert level == DELAY_LEVELS - 1
     assert set(key.split(".")[:DELAY_LEVELS]) == {"1"}
     assert delay_routing_key(delay_s=-5, destination="q")[1].startswith("0.")
+
+
+def test_without_a_prefix_the_names_are_the_specs() -> None:
+    topology = Topology("")
+    assert topology.direct_exchange == "notifications.direct"
+    assert topology.queue(Channel.EMAIL) == "email.queue"
+    assert topology.queue(Channel.PUSH) == "push.queue"
+    assert topology.dlq(Channel.EMAIL) == "email.dlq"
+    assert topology.delay_level(3) == "delay.l03"
+    assert not any(n.startswith(".") for n in topology.all_queues() + topology.all_exchanges())
+
+
+def test_the_default_deployment_has_no_prefix_and_a_named_database(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in ("NOTIFY_PREFIX", "NOTIFY_DATABASE", "MONGODB_URL", "NOTIFY_MONGODB_RETRY_WRITES"):
+        monkeypatch.delenv(name, raising=False)
+    settings = Settings(environment="test")
+    assert settings.prefix == ""
+    assert settings.database_name == "notify"
+    assert Settings(environment="test", prefix="t1-a").database_name == "t1_a"
+    assert Settings(environment="test", prefix="t1", database="other").database_name == "other"
+    assert not Settings(environment="test").retry_writes
+    assert Settings(environment="test", MONGODB_URL="mongodb://a,b,c/?replicaSet=rs0").retry_writes

@@ -1,0 +1,275 @@
+"""Every branch of the delivery policy, as pure functions: no broker, no database, no clock."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from shared.domain import Channel, Status
+from shared.providers.base import DeliveryResult, Outcome
+from shared.records import Attempt, NotificationRecord
+from shared.settings import RetryPolicy
+from workers.circuit import CircuitState
+from workers.delivery import policy
+from workers.delivery.policy import Situation, Verdict, VerdictKind
+
+NOW = datetime(2026, 3, 18, 10, 0, tzinfo=UTC)
+RETRY = RetryPolicy(max_attempts=3, base_s=2, max_backoff_s=60)
+
+
+def top(low: float, high: float) -> float:
+    """Jitter that always picks the top of the range, so delays are predictable."""
+    return high
+
+
+def record(**fields: Any) -> NotificationRecord:
+    base = NotificationRecord.new(
+        tenant_id="t1", channel=Channel.EMAIL, recipient="u1", source="test"
+    )
+    return base.model_copy(update=fields)
+
+
+def attempt(provider: str = "sg", outcome: str = "RETRY") -> Attempt:
+    return Attempt(at=NOW, provider=provider, outcome=outcome)
+
+
+def situation(
+    rec: NotificationRecord | None = None,
+    *,
+    subscriber: dict[str, Any] | None = None,
+    addresses: int = 1,
+) -> Situation:
+    return Situation(
+        record=rec or record(),
+        channel=Channel.EMAIL,
+        subscriber={"subscriber_id": "u1"} if subscriber is None else subscriber,
+        addresses=addresses,
+        now=NOW,
+        worker="w1",
+    )
+
+
+def judge(result: DeliveryResult, *, before: int = 0, tries: int = 1) -> Verdict:
+    return policy.judge(
+        record(attempt_count=before),
+        [attempt() for _ in range(tries)],
+        result,
+        policy=RETRY,
+        jitter=top,
+    )
+
+
+# --- before sending ----------------------------------------------------------------------------
+
+
+def test_a_recipient_who_is_no_subscriber_has_no_channel() -> None:
+    s = Situation(
+        record=record(), channel=Channel.EMAIL, subscriber=None, addresses=0, now=NOW, worker="w"
+    )
+    verdict = policy.before_sending(s)
+    assert verdict is not None
+    assert (verdict.kind, verdict.status, verdict.reason) == (
+        VerdictKind.FINAL,
+        Status.NO_CHANNEL,
+        "subscriber_not_found",
+    )
+    assert not verdict.dead_letter
+    [made] = verdict.attempts
+    assert (made.n, made.outcome, made.provider, made.worker) == (1, "NO_CHANNEL", None, "w")
+
+
+def test_a_subscriber_without_an_address_on_the_channel_has_no_channel() -> None:
+    verdict = policy.before_sending(situation(addresses=0))
+    assert verdict is not None
+    assert (verdict.status, verdict.reason) == (Status.NO_CHANNEL, "no_email_address")
+
+
+def test_a_reachable_subscriber_is_sent_to() -> None:
+    assert policy.before_sending(situation()) is None
+
+
+def test_a_decision_without_a_call_counts_as_an_attempt() -> None:
+    earlier = record(attempt_count=2, attempts=[attempt(), attempt()])
+    verdict = policy.no_provider(situation(earlier))
+    assert (verdict.status, verdict.reason, verdict.attempt_count) == (
+        Status.NO_CHANNEL,
+        "no_provider",
+        3,
+    )
+    assert verdict.attempts[0].n == 3
+
+
+def test_content_that_will_not_render_is_dead_lettered() -> None:
+    verdict = policy.unrenderable(situation(), ["template welcome v2 is gone", "x"])
+    assert (verdict.status, verdict.reason, verdict.dead_letter) == (
+        Status.FAILED,
+        "render_error",
+        True,
+    )
+    assert verdict.detail == "template welcome v2 is gone; x"
+
+
+# --- after the provider calls --------------------------------------------------------------
+
+
+def test_delivered_is_final_and_clears_any_earlier_failure() -> None:
+    verdict = judge(DeliveryResult(Outcome.DELIVERED, provider_message_id="pm-1"))
+    assert (verdict.kind, verdict.status, verdict.dead_letter) == (
+        VerdictKind.FINAL,
+        Status.DELIVERED,
+        False,
+    )
+    written = verdict.change_to_write().given()
+    assert written["provider_message_id"] == "pm-1"
+    assert written["provider"] == "sg"
+    assert written["failure_reason"] is None  # written as None: clears a retry's reason
+    assert written["waiting_since"] is None
+
+
+@pytest.mark.parametrize(
+    ("outcome", "reason"),
+    [
+        (Outcome.RETRY, "server_error"),
+        (Outcome.RATE_LIMITED, "rate_limited"),
+        (Outcome.PROVIDER_AUTH, "provider_auth"),
+    ],
+)
+def test_each_transient_kind_retries_until_spent(outcome: Outcome, reason: str) -> None:
+    result = DeliveryResult(outcome, reason="server_error" if outcome is Outcome.RETRY else None)
+    verdict = judge(result, before=0)
+    assert (verdict.kind, verdict.status, verdict.reason) == (
+        VerdictKind.RETRY,
+        Status.RETRYING,
+        reason,
+    )
+    assert verdict.attempt_count == 1
+    assert verdict.delay_s == 2  # base 2 s, first failure, jitter at the top
+    second = judge(result, before=1)
+    assert second.kind is VerdictKind.RETRY
+    assert second.delay_s == 4
+
+
+@pytest.mark.parametrize(
+    ("outcome", "status", "reason"),
+    [
+        (Outcome.RETRY, Status.FAILED, "retries_exhausted"),
+        (Outcome.RATE_LIMITED, Status.RATE_LIMITED, "rate_limited"),
+        (Outcome.PROVIDER_AUTH, Status.FAILED, "provider_auth"),
+    ],
+)
+def test_spent_retries_end_final_and_dead_lettered(
+    outcome: Outcome, status: Status, reason: str
+) -> None:
+    verdict = judge(DeliveryResult(outcome, reason="rate_limited"), before=2)
+    assert (verdict.kind, verdict.status, verdict.reason, verdict.dead_letter) == (
+        VerdictKind.FINAL,
+        status,
+        reason,
+        True,
+    )
+    assert verdict.attempt_count == 3
+    assert verdict.detail is not None
+    assert verdict.detail.startswith("3 attempts; last:")
+
+
+def test_failover_attempts_all_count_towards_the_limit() -> None:
+    verdict = judge(DeliveryResult(Outcome.RETRY), before=1, tries=2)
+    assert verdict.kind is VerdictKind.FINAL
+    assert verdict.attempt_count == 3
+
+
+def test_a_permanent_refusal_is_dead_lettered_at_once() -> None:
+    verdict = judge(DeliveryResult(Outcome.PERMANENT, reason="bad_request", detail="no from"))
+    assert (verdict.status, verdict.reason, verdict.detail, verdict.dead_letter) == (
+        Status.FAILED,
+        "bad_request",
+        "no from",
+        True,
+    )
+
+
+def test_a_dead_recipient_address_is_invalid_credential_and_not_dead_lettered() -> None:
+    verdict = judge(DeliveryResult(Outcome.INVALID_RECIPIENT, reason="UNREGISTERED"))
+    assert (verdict.status, verdict.reason, verdict.dead_letter) == (
+        Status.INVALID_CREDENTIAL,
+        "UNREGISTERED",
+        False,
+    )
+
+
+def test_retry_after_is_honoured_and_recorded() -> None:
+    verdict = judge(DeliveryResult(Outcome.RATE_LIMITED, retry_after_s=30))
+    assert verdict.delay_s == 30
+    assert verdict.change.retry_after_s == 30
+
+
+def test_several_addresses_are_judged_by_the_most_hopeful_answer() -> None:
+    answers = [
+        DeliveryResult(Outcome.INVALID_RECIPIENT),
+        DeliveryResult(Outcome.RETRY),
+        DeliveryResult(Outcome.DELIVERED),
+    ]
+    assert policy.deciding_result(answers).outcome is Outcome.DELIVERED
+    assert policy.deciding_result(answers[:2]).outcome is Outcome.RETRY
+    assert policy.deciding_result(answers[:1]).outcome is Outcome.INVALID_RECIPIENT
+
+
+# --- circuits and failover -------------------------------------------------------------------
+
+
+def test_failover_happens_only_when_the_answer_took_the_provider_out() -> None:
+    assert policy.fails_over(Outcome.RETRY, CircuitState.OPEN)
+    assert not policy.fails_over(Outcome.RETRY, CircuitState.CLOSED)  # retry this one later
+    assert not policy.fails_over(Outcome.PERMANENT, CircuitState.OPEN)  # the message is bad
+    assert not policy.fails_over(Outcome.DELIVERED, CircuitState.OPEN)
+    assert policy.opens_circuit_at_once(Outcome.PROVIDER_AUTH)
+    assert not policy.opens_circuit_at_once(Outcome.RETRY)
+    assert not policy.counts_against_provider(Outcome.INVALID_RECIPIENT)
+
+
+def test_all_circuits_open_waits_without_spending_an_attempt() -> None:
+    waiting = record(attempt_count=1, circuit_waits=2)
+    verdict = policy.wait_for_circuit(
+        waiting, now=NOW, provider_names=["a", "b"], soonest_s=4.2, max_wait_s=60, jitter=top
+    )
+    assert (verdict.kind, verdict.status, verdict.reason) == (
+        VerdictKind.WAIT,
+        Status.RETRYING,
+        "circuit_open",
+    )
+    assert verdict.delay_s == 6  # 4.2 s until a probe, plus up to 1 s of jitter
+    assert verdict.attempts == []
+    assert verdict.change.attempt_count == 1
+    assert verdict.change.circuit_waits == 3
+    assert verdict.change.waiting_since == NOW
+    assert verdict.detail == "circuit open for a, b"
+
+
+def test_waiting_past_the_deadline_gives_up_into_the_dlq() -> None:
+    since = NOW - timedelta(seconds=61)
+    verdict = policy.wait_for_circuit(
+        record(waiting_since=since), now=NOW, provider_names=["a"], soonest_s=1, max_wait_s=60
+    )
+    assert (verdict.kind, verdict.status, verdict.reason, verdict.dead_letter) == (
+        VerdictKind.FINAL,
+        Status.FAILED,
+        "circuit_open",
+        True,
+    )
+    assert verdict.detail == "no provider of a recovered within 60 s"
+
+
+def test_waiting_keeps_the_first_wait_time() -> None:
+    since = NOW - timedelta(seconds=10)
+    verdict = policy.wait_for_circuit(
+        record(waiting_since=since), now=NOW, provider_names=["a"], soonest_s=1, max_wait_s=60
+    )
+    assert verdict.change.waiting_since == since
+
+
+def test_backoff_uses_the_jitter_it_is_given() -> None:
+    assert policy.backoff_s(failures=3, policy=RETRY, retry_after_s=None, jitter=top) == 8
+    low = policy.backoff_s(failures=3, policy=RETRY, retry_after_s=None, jitter=lambda a, b: a)
+    assert low == 1  # never less than a second
