@@ -339,9 +339,9 @@ def _change(
     async def run(
         ops: DeadLetters, chosen: DeadLetterFilter, *, dry: bool, limit: int | None, every: bool
     ) -> OperationResult:
-        method = ops.replay_dead_letters if action == "replay" else ops.purge_dead_letters
         with _ProgressBar(enabled=not as_json and not dry) as report:
-            return await method(
+            return await ops.change_dead_letters(
+                action=action,
                 filters=chosen,
                 actor=actor,
                 dry_run=dry,
