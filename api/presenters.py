@@ -2,18 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from shared.db.base import Doc
 from shared.domain import Channel, Status
-
-
-def iso(value: datetime | None) -> str | None:
-    """RFC 3339 with a Z, as the seeds show."""
-    if value is None:
-        return None
-    return value.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+from shared.timefmt import iso_z as iso
 
 
 def attempt_view(attempt: Doc, *, camel: bool) -> dict[str, Any]:
