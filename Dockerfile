@@ -20,6 +20,7 @@ COPY pyproject.toml README.md ./
 COPY shared ./shared
 COPY api ./api
 COPY workers ./workers
+COPY notifyctl ./notifyctl
 
 RUN pip install --no-cache-dir . \
     && rm -rf build ./*.egg-info

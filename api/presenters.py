@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
 from typing import Any
 
 from shared.db.base import Doc
@@ -11,13 +10,7 @@ from shared.domain import Channel
 from shared.providers.registry import mask_credentials
 from shared.providers.spec import MASK
 from shared.records import Attempt, NotificationRecord
-
-
-def iso(value: datetime | None) -> str | None:
-    """RFC 3339 with a Z, as the seeds show."""
-    if value is None:
-        return None
-    return value.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+from shared.timefmt import iso_z as iso
 
 
 def attempt_view(attempt: Attempt, *, camel: bool) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from api.dead_letter_schemas import (
 )
 from api.deps import AdminDep, CtxDep
 from shared.dlq.ops import DeadLetters
+from shared.dlq.results import Action
 from shared.dlq.views import detail_view, listing_view, operation_view, result_view
 from shared.errors import NotFound
 
@@ -77,15 +78,7 @@ async def replay_dead_letters(
     body: ChangeDeadLettersRequest, ctx: CtxDep, principal: AdminDep, request: Request
 ) -> dict[str, Any]:
     """Records go back to QUEUED and the workers deliver them again; audited."""
-    result = await _dead_letters(ctx).replay_dead_letters(
-        filters=body.to_filter(tenant_id=principal.tenant_id),
-        actor=_actor(principal),
-        limit=body.limit,
-        all_matching=body.all,
-        dry_run=body.dryRun,
-        correlation_id=request.state.correlation_id,
-    )
-    return result_view(result)
+    return await _change(action="replay", body=body, ctx=ctx, principal=principal, request=request)
 
 
 @router.post("/purge-dead-letters", summary="Remove dead letters")
@@ -93,7 +86,20 @@ async def purge_dead_letters(
     body: ChangeDeadLettersRequest, ctx: CtxDep, principal: AdminDep, request: Request
 ) -> dict[str, Any]:
     """The messages go; the records stay as they are (FAILED, with their attempts); audited."""
-    result = await _dead_letters(ctx).purge_dead_letters(
+    return await _change(action="purge", body=body, ctx=ctx, principal=principal, request=request)
+
+
+async def _change(
+    *,
+    action: Action,
+    body: ChangeDeadLettersRequest,
+    ctx: AppContext,
+    principal: Principal,
+    request: Request,
+) -> dict[str, Any]:
+    """Replay or purge what `body` selects, within the caller's tenant."""
+    result = await _dead_letters(ctx).change_dead_letters(
+        action=action,
         filters=body.to_filter(tenant_id=principal.tenant_id),
         actor=_actor(principal),
         limit=body.limit,

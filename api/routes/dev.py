@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Query
 
 from api.deps import AdminDep, CtxDep
-from api.presenters import iso
+from shared.timefmt import iso_z
 
 router = APIRouter(prefix="/dev", tags=["dev"])
 
@@ -23,7 +23,7 @@ async def outbox(
             {
                 **{k: v for k, v in d.items() if k not in ("_id", "created_at")},
                 "id": d["_id"],
-                "createdAt": iso(d.get("created_at")),
+                "createdAt": iso_z(d.get("created_at")),
             }
             for d in docs
         ]

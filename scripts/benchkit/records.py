@@ -34,7 +34,7 @@ _CHUNK = 500
 
 Doc = dict[str, Any]
 
-# stage name -> what it spans, shown in the README and the JSON
+# stage name -> what it spans, shown in docs/benchmark.md and the JSON
 STAGES = {
     "api": "created_at → enqueued_at: record written, published, confirm received",
     "broker": "enqueued_at → processing_at: in the queue and the worker's prefetch buffer",

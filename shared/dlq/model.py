@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -19,6 +19,7 @@ import orjson
 from shared.domain import Channel
 from shared.messaging import dead_letters as contract
 from shared.messaging.dead_letters import DeadLetterInfo
+from shared.timefmt import iso_z
 
 # Headers a replayed message does not carry: the failure it came back from, and what the
 # broker added while it sat in a quorum queue.
@@ -46,17 +47,12 @@ _DROPPED_ON_REPLAY = frozenset(
 REPLAYED_AT = "x-replayed-at"
 
 
-def iso_z(value: datetime) -> str:
-    """RFC 3339 in UTC with a Z, milliseconds (as the API shows every time)."""
-    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 def plain(value: Any) -> Any:
     """A header value as JSON-able data (AMQP tables can hold bytes, decimals, timestamps)."""
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
     if isinstance(value, datetime):
-        return iso_z(value if value.tzinfo else value.replace(tzinfo=UTC))
+        return iso_z(value)
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, Decimal):

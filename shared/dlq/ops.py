@@ -152,73 +152,30 @@ class DeadLetters:
 
     # --- changing ---------------------------------------------------------------------------
 
-    async def replay_dead_letters(
-        self,
-        *,
-        filters: DeadLetterFilter,
-        actor: str,
-        limit: int | None = None,
-        all_matching: bool = False,
-        dry_run: bool = False,
-        correlation_id: str | None = None,
-        on_progress: ProgressFn | None = None,
-    ) -> OperationResult:
-        """Send matching messages back to their original queue (see the module docstring).
-
-        `limit` counts messages replayed: skipped ones are reported and do not use it up.
-        """
-        return await self._change(
-            action="replay",
-            filters=filters,
-            actor=actor,
-            limit=limit,
-            all_matching=all_matching,
-            dry_run=dry_run,
-            correlation_id=correlation_id,
-            on_progress=on_progress,
-            batch_fn=Replayer(
-                db=self._db, topology=self._topology, timeout_s=self._timeout_s
-            ).replay_batch,
-        )
-
-    async def purge_dead_letters(
-        self,
-        *,
-        filters: DeadLetterFilter,
-        actor: str,
-        limit: int | None = None,
-        all_matching: bool = False,
-        dry_run: bool = False,
-        correlation_id: str | None = None,
-        on_progress: ProgressFn | None = None,
-    ) -> OperationResult:
-        """Remove matching messages from the DLQs; their records stay as they are."""
-        return await self._change(
-            action="purge",
-            filters=filters,
-            actor=actor,
-            limit=limit,
-            all_matching=all_matching,
-            dry_run=dry_run,
-            correlation_id=correlation_id,
-            on_progress=on_progress,
-            batch_fn=self._purge_batch,
-        )
-
-    async def _change(
+    async def change_dead_letters(
         self,
         *,
         action: Action,
         filters: DeadLetterFilter,
         actor: str,
-        limit: int | None,
-        all_matching: bool,
-        dry_run: bool,
-        correlation_id: str | None,
-        on_progress: ProgressFn | None,
-        batch_fn: _BatchFn,
+        limit: int | None = None,
+        all_matching: bool = False,
+        dry_run: bool = False,
+        correlation_id: str | None = None,
+        on_progress: ProgressFn | None = None,
     ) -> OperationResult:
+        """Replay or purge the matching messages (see the module docstring).
+
+        Replay sends them back to their original queue; purge removes them and leaves their
+        records as they are. `limit` counts messages replayed or purged: skipped ones are
+        reported and do not use it up.
+        """
         check_selection(filters=filters, limit=limit, all_matching=all_matching)
+        batch_fn: _BatchFn = (
+            Replayer(db=self._db, topology=self._topology, timeout_s=self._timeout_s).replay_batch
+            if action == "replay"
+            else self._purge_batch
+        )
         result = OperationResult(
             operation_id=new_id("dlo"),
             action=action,

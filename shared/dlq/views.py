@@ -7,18 +7,14 @@ or one-time links); the attempts, statuses and failure reasons are what an opera
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from shared.db.base import Doc
-from shared.dlq.model import DeadLetter, iso_z
+from shared.dlq.model import DeadLetter
 from shared.dlq.results import Detail, Listing, OperationResult
 from shared.domain import Channel
 from shared.records import NotificationRecord
-
-
-def _iso(value: Any) -> str | None:
-    return iso_z(value) if isinstance(value, datetime) else None
+from shared.timefmt import iso_z
 
 
 def letter_view(letter: DeadLetter, *, record_status: str | None = None) -> dict[str, Any]:
@@ -31,7 +27,7 @@ def letter_view(letter: DeadLetter, *, record_status: str | None = None) -> dict
         "reason": letter.info.reason or None,
         "detail": letter.info.detail or None,
         "attempts": letter.info.attempts,
-        "failedAt": _iso(letter.info.failed_at),
+        "failedAt": iso_z(letter.info.failed_at),
         "originalQueue": letter.info.original_queue or None,
         "finalStatus": letter.info.final_status or None,
         "recordStatus": record_status,
@@ -68,15 +64,15 @@ def record_view(record: NotificationRecord) -> dict[str, Any]:
         "failureDetail": record.failure_detail,
         "attemptCount": record.attempt_count,
         "replays": record.replays,
-        "createdAt": _iso(record.created_at),
-        "queuedAt": _iso(record.queued_at),
-        "deadLetteredAt": _iso(record.dead_lettered_at),
-        "replayedAt": _iso(record.replayed_at),
-        "updatedAt": _iso(record.updated_at),
+        "createdAt": iso_z(record.created_at),
+        "queuedAt": iso_z(record.queued_at),
+        "deadLetteredAt": iso_z(record.dead_lettered_at),
+        "replayedAt": iso_z(record.replayed_at),
+        "updatedAt": iso_z(record.updated_at),
         "attempts": [
             {
                 "attempt": a.n,
-                "at": _iso(a.at),
+                "at": iso_z(a.at),
                 "provider": a.provider,
                 "outcome": a.outcome,
                 "reason": a.reason,
@@ -137,13 +133,13 @@ def operation_view(doc: Doc) -> dict[str, Any]:
         "action": doc.get("action"),
         "dryRun": doc.get("dry_run"),
         "actor": doc.get("actor"),
-        "at": _iso(doc.get("at")),
+        "at": iso_z(doc.get("at")),
         "tenantId": doc.get("tenant_id"),
         "filter": {
             "channels": [Channel(c).api_name for c in f.get("channels", [])],
             "reason": f.get("reason"),
-            "failedBefore": _iso(f.get("failed_before")),
-            "failedAfter": _iso(f.get("failed_after")),
+            "failedBefore": iso_z(f.get("failed_before")),
+            "failedAfter": iso_z(f.get("failed_after")),
             "transactionIds": f.get("transaction_ids", []),
             "notificationIds": f.get("notification_ids", []),
         },

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
+
+from shared.timefmt import iso_z
 
 FAILURE_REASON = "x-failure-reason"
 FAILURE_DETAIL = "x-failure-detail"
@@ -44,7 +46,7 @@ def dead_letter_headers(
         FAILURE_DETAIL: (detail or "")[:_DETAIL_MAX],
         ATTEMPTS: attempts,
         ORIGINAL_QUEUE: original_queue,
-        FAILED_AT: failed_at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+        FAILED_AT: iso_z(failed_at),
         TENANT_ID: tenant_id,
         TRANSACTION_ID: transaction_id or "",
         NOTIFICATION_ID: notification_id,

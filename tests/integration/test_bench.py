@@ -1,7 +1,8 @@
 """`scripts/bench --json` at a tiny size: the documented report, all delivered, nothing left.
 
 No figure is asserted (this machine is shared and small): only that the bench runs the whole
-system, that its JSON has the fields the README documents, and that it cleans up after itself.
+system, that its JSON has the fields docs/benchmark.md documents, and that it cleans up after
+itself.
 """
 
 from __future__ import annotations

@@ -147,8 +147,11 @@ async def test_filtered_replay_moves_only_matches_and_keeps_the_rest_in_order(
     records = await put_many(dlq_lab, [others, chosen, others], 120)
     replayed = [r for r in records if r["tenant_id"] == chosen]
 
-    result = await dlq_lab.ops.replay_dead_letters(
-        filters=DeadLetterFilter(tenant_id=chosen), all_matching=True, actor="test:replay"
+    result = await dlq_lab.ops.change_dead_letters(
+        action="replay",
+        filters=DeadLetterFilter(tenant_id=chosen),
+        all_matching=True,
+        actor="test:replay",
     )
     assert [x.notification_id for x in result.affected] == [r["_id"] for r in replayed]
     assert result.skipped == []
@@ -206,10 +209,15 @@ async def test_a_dry_run_moves_nothing_and_is_audited(dlq_lab: DeadLetterLab) ->
         tenant_id=t, notification_ids=[r["_id"] for r in records]
     )
 
-    replay = await dlq_lab.ops.replay_dead_letters(
-        filters=DeadLetterFilter(tenant_id=t), limit=4, dry_run=True, actor="test:dry"
+    replay = await dlq_lab.ops.change_dead_letters(
+        action="replay",
+        filters=DeadLetterFilter(tenant_id=t),
+        limit=4,
+        dry_run=True,
+        actor="test:dry",
     )
-    purge = await dlq_lab.ops.purge_dead_letters(
+    purge = await dlq_lab.ops.change_dead_letters(
+        action="purge",
         filters=DeadLetterFilter(tenant_id=t, reason="bounced"),
         all_matching=True,
         dry_run=True,
@@ -245,8 +253,8 @@ async def test_replay_skips_records_that_moved_on_and_leaves_them_in_place(
     good = await dlq_lab.writer.put(tenant_id=t, status=Status.RATE_LIMITED)
 
     # limit counts replays: the two skipped messages in front do not use it up.
-    result = await dlq_lab.ops.replay_dead_letters(
-        filters=DeadLetterFilter(tenant_id=t), limit=1, actor="test"
+    result = await dlq_lab.ops.change_dead_letters(
+        action="replay", filters=DeadLetterFilter(tenant_id=t), limit=1, actor="test"
     )
     assert [x.notification_id for x in result.affected] == [good["_id"]]
     assert [(s.letter.notification_id, s.reason) for s in result.skipped] == [
@@ -267,8 +275,11 @@ async def test_a_replay_the_broker_cannot_route_puts_the_record_back(
         channel = await connection.channel()
         await channel.queue_delete(dlq_lab.topology.queue(Channel.EMAIL))
         try:
-            result = await dlq_lab.ops.replay_dead_letters(
-                filters=DeadLetterFilter(tenant_id=t), all_matching=True, actor="test"
+            result = await dlq_lab.ops.change_dead_letters(
+                action="replay",
+                filters=DeadLetterFilter(tenant_id=t),
+                all_matching=True,
+                actor="test",
             )
         finally:
             await declare_topology(channel, dlq_lab.topology)  # the queue back, for the others
@@ -288,8 +299,8 @@ async def test_a_replay_the_broker_cannot_route_puts_the_record_back(
 async def test_purge_removes_matches_and_leaves_records(dlq_lab: DeadLetterLab) -> None:
     t, other = tenant_id(), tenant_id()
     records = await put_many(dlq_lab, [t, other], 10)
-    result = await dlq_lab.ops.purge_dead_letters(
-        filters=DeadLetterFilter(tenant_id=t), limit=3, actor="test:purge"
+    result = await dlq_lab.ops.change_dead_letters(
+        action="purge", filters=DeadLetterFilter(tenant_id=t), limit=3, actor="test:purge"
     )
     assert [x.notification_id for x in result.affected] == [r["_id"] for r in records[0:6:2]]
     assert result.has_more
@@ -313,11 +324,15 @@ async def test_history_lists_newest_first_per_tenant_or_all(dlq_lab: DeadLetterL
     a, b = tenant_id(), tenant_id()
     await dlq_lab.writer.put(tenant_id=a)
     for t in (a, b):
-        await dlq_lab.ops.purge_dead_letters(
-            filters=DeadLetterFilter(tenant_id=t), all_matching=True, dry_run=True, actor=t
+        await dlq_lab.ops.change_dead_letters(
+            action="purge",
+            filters=DeadLetterFilter(tenant_id=t),
+            all_matching=True,
+            dry_run=True,
+            actor=t,
         )
-    await dlq_lab.ops.replay_dead_letters(
-        filters=DeadLetterFilter(tenant_id=a), all_matching=True, actor=a
+    await dlq_lab.ops.change_dead_letters(
+        action="replay", filters=DeadLetterFilter(tenant_id=a), all_matching=True, actor=a
     )
     mine = await dlq_lab.ops.list_operations(tenant_id=a)
     assert [(h["action"], h["dry_run"]) for h in mine] == [("replay", False), ("purge", True)]
@@ -343,8 +358,11 @@ async def test_concurrent_operations_take_turns_and_each_sees_everything(
     for listing in listings:
         assert [x.notification_id for x in listing.letters] == [r["_id"] for r in records]
     purge, listing = await asyncio.gather(
-        dlq_lab.ops.purge_dead_letters(
-            filters=DeadLetterFilter(tenant_id=t, reason="bounced"), all_matching=True, actor="t"
+        dlq_lab.ops.change_dead_letters(
+            action="purge",
+            filters=DeadLetterFilter(tenant_id=t, reason="bounced"),
+            all_matching=True,
+            actor="t",
         ),
         dlq_lab.ops.list_dead_letters(filters=DeadLetterFilter(tenant_id=t), limit=100),
     )
@@ -392,13 +410,15 @@ async def test_a_window_smaller_than_the_queue_is_reported(dlq_lab: DeadLetterLa
 
 async def test_replay_and_purge_need_a_selection(dlq_lab: DeadLetterLab) -> None:
     with pytest.raises(ValidationFailed) as caught:
-        await dlq_lab.ops.replay_dead_letters(filters=DeadLetterFilter(), actor="t")
+        await dlq_lab.ops.change_dead_letters(
+            action="replay", filters=DeadLetterFilter(), actor="t"
+        )
     assert caught.value.details == [
         "say what to take: transaction or notification ids, a limit, or all"
     ]
     with pytest.raises(ValidationFailed):
-        await dlq_lab.ops.purge_dead_letters(
-            filters=DeadLetterFilter(), limit=5, all_matching=True, actor="t"
+        await dlq_lab.ops.change_dead_letters(
+            action="purge", filters=DeadLetterFilter(), limit=5, all_matching=True, actor="t"
         )
 
 
@@ -422,8 +442,8 @@ async def test_a_large_purge_removes_exactly_its_messages(dlq_lab: DeadLetterLab
     records = [
         await dlq_lab.writer.put(tenant_id=(t, other)[i % 2], with_record=False) for i in range(400)
     ]
-    result = await dlq_lab.ops.purge_dead_letters(
-        filters=DeadLetterFilter(tenant_id=t), all_matching=True, actor="test"
+    result = await dlq_lab.ops.change_dead_letters(
+        action="purge", filters=DeadLetterFilter(tenant_id=t), all_matching=True, actor="test"
     )
     assert len(result.affected) == 200
     left = await drain(dlq_lab.url, dlq_lab.topology.dlq(Channel.EMAIL))
