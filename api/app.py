@@ -6,14 +6,17 @@ import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import structlog
 from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
 from pymongo.errors import DuplicateKeyError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.context import AppContext
 from api.errors import install_error_handlers
+from api.openapi import without_fastapi_422
 from api.routes import (
     dead_letters,
     dev,
@@ -127,6 +130,13 @@ def create_app(settings: Settings, *, hooks: PipelineHooks | None = None) -> Fas
         lifespan=lifespan,
     )
     install_error_handlers(app)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = without_fastapi_422(get_openapi_schema(app))
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     app.add_middleware(CorrelationIdMiddleware)
     app.include_router(health.router)
     app.include_router(notifications.router)
@@ -138,3 +148,13 @@ def create_app(settings: Settings, *, hooks: PipelineHooks | None = None) -> Fas
     if settings.dev_endpoints:
         app.include_router(dev.router)
     return app
+
+
+def get_openapi_schema(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's generated document for `app`."""
+    return get_openapi(
+        title=app.title,
+        version=app.version,
+        summary=app.summary,
+        routes=app.routes,
+    )

@@ -19,12 +19,13 @@ from api.dead_letter_schemas import (
     ListDeadLettersRequest,
 )
 from api.deps import AdminDep, CtxDep
+from api.openapi import COMMON, errors
 from shared.dlq.ops import DeadLetters
 from shared.dlq.results import Action
 from shared.dlq.views import detail_view, listing_view, operation_view, result_view
 from shared.errors import NotFound
 
-router = APIRouter(prefix="/api/v1/notifications/manage", tags=["dead letters"])
+router = APIRouter(prefix="/api/v1/notifications/manage", tags=["dead letters"], responses=COMMON)
 
 
 def _dead_letters(ctx: AppContext) -> DeadLetters:
@@ -42,7 +43,9 @@ def _actor(principal: Principal) -> str:
     return f"api:{principal.tenant_id}/{principal.key_label or 'unknown-key'}"
 
 
-@router.post("/list-dead-letters", summary="List dead-lettered notifications")
+@router.post(
+    "/list-dead-letters", summary="List dead-lettered notifications", responses=errors(409)
+)
 async def list_dead_letters(
     body: ListDeadLettersRequest, ctx: CtxDep, principal: AdminDep
 ) -> dict[str, Any]:
@@ -53,7 +56,11 @@ async def list_dead_letters(
     return listing_view(listing)
 
 
-@router.post("/get-dead-letter", summary="One dead letter: message, record and attempts")
+@router.post(
+    "/get-dead-letter",
+    summary="One dead letter: message, record and attempts",
+    responses=errors(404),
+)
 async def get_dead_letter(
     body: GetDeadLetterRequest, ctx: CtxDep, principal: AdminDep
 ) -> dict[str, Any]:
@@ -73,7 +80,9 @@ async def get_dead_letter(
     return {"deadLetters": [detail_view(d) for d in details]}
 
 
-@router.post("/replay-dead-letters", summary="Send dead letters back to their queue")
+@router.post(
+    "/replay-dead-letters", summary="Send dead letters back to their queue", responses=errors(409)
+)
 async def replay_dead_letters(
     body: ChangeDeadLettersRequest, ctx: CtxDep, principal: AdminDep, request: Request
 ) -> dict[str, Any]:
@@ -81,7 +90,7 @@ async def replay_dead_letters(
     return await _change(action="replay", body=body, ctx=ctx, principal=principal, request=request)
 
 
-@router.post("/purge-dead-letters", summary="Remove dead letters")
+@router.post("/purge-dead-letters", summary="Remove dead letters", responses=errors(409))
 async def purge_dead_letters(
     body: ChangeDeadLettersRequest, ctx: CtxDep, principal: AdminDep, request: Request
 ) -> dict[str, Any]:

@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from api.deps import CtxDep, PrincipalDep
+from api.openapi import COMMON, errors
 from api.presenters import notification_view
 from api.schemas import SendNotificationRequest
 from shared.domain import Category, Channel
@@ -14,7 +15,7 @@ from shared.errors import NotFound, ValidationFailed
 from shared.records import NotificationRecord, TemplateRef
 from shared.rendering import TEMPLATE_FIELDS, render_fields
 
-router = APIRouter(prefix="/api/v1/notifications", tags=["notifications"])
+router = APIRouter(prefix="/api/v1/notifications", tags=["notifications"], responses=COMMON)
 
 
 def seed003_key(request_id: str) -> str:
@@ -22,7 +23,7 @@ def seed003_key(request_id: str) -> str:
     return f"request:{request_id}"
 
 
-@router.post("", summary="Queue a notification (seed 003)")
+@router.post("", summary="Queue a notification (seed 003)", responses=errors(404))
 async def send_notification(
     body: SendNotificationRequest, ctx: CtxDep, principal: PrincipalDep, request: Request
 ) -> dict[str, Any]:
@@ -81,7 +82,9 @@ async def send_notification(
     }
 
 
-@router.get("/{notification_id}", summary="A notification's status (seed 003)")
+@router.get(
+    "/{notification_id}", summary="A notification's status (seed 003)", responses=errors(404)
+)
 async def get_notification(
     notification_id: str, ctx: CtxDep, principal: PrincipalDep
 ) -> dict[str, Any]:

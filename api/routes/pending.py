@@ -5,9 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from api.deps import PrincipalDep
+from api.openapi import COMMON, errors
 from api.responses import JsonResponse
 
-router = APIRouter(prefix="/api/v1/notifications", tags=["not built yet"])
+router = APIRouter(prefix="/api/v1/notifications", tags=["not built yet"], responses=COMMON)
 
 NOT_BUILT = [
     "get-inbox-session",
@@ -49,7 +50,13 @@ def _make(name: str) -> None:
             status_code=501,
         )
 
-    router.add_api_route(f"/{name}", not_built, methods=["POST"], summary=f"{name} (not built yet)")
+    router.add_api_route(
+        f"/{name}",
+        not_built,
+        methods=["POST"],
+        summary=f"{name} (not built yet)",
+        responses=errors(501),
+    )
 
 
 for _name in NOT_BUILT:

@@ -8,6 +8,7 @@ from cryptography.fernet import InvalidToken
 from fastapi import APIRouter
 
 from api.deps import AdminDep, CtxDep
+from api.openapi import COMMON
 from api.presenters import provider_view
 from api.schemas import ConfigureProviderRequest, GetProvidersRequest
 from shared.crypto import CredentialCipher
@@ -16,7 +17,7 @@ from shared.errors import ValidationFailed
 from shared.providers.registry import spec_for, supported_types
 from shared.providers.spec import InvalidCredentials
 
-router = APIRouter(prefix="/api/v1/notifications/manage", tags=["providers"])
+router = APIRouter(prefix="/api/v1/notifications/manage", tags=["providers"], responses=COMMON)
 
 
 def _stored_credentials(cipher: CredentialCipher, doc: Doc) -> dict[str, Any] | None:

@@ -7,13 +7,14 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from api.deps import AdminDep, CtxDep
+from api.openapi import COMMON, errors
 from api.presenters import delivery_status_view
 from api.schemas import SendBulkRequest, SendRequest, TransactionRequest
 from shared.errors import NotFound, ValidationFailed
 from shared.ids import new_id
 from shared.records import NotificationRecord
 
-router = APIRouter(prefix="/api/v1/notifications/manage", tags=["sending"])
+router = APIRouter(prefix="/api/v1/notifications/manage", tags=["sending"], responses=COMMON)
 
 
 @router.post("/send", summary="Send immediately")
@@ -69,7 +70,7 @@ async def send_bulk(
     return {"transactionId": stored[0].transaction_id, "recipientCount": len(stored)}
 
 
-@router.post("/get-delivery-status", summary="Track a transaction")
+@router.post("/get-delivery-status", summary="Track a transaction", responses=errors(404))
 async def get_delivery_status(
     body: TransactionRequest, ctx: CtxDep, principal: AdminDep
 ) -> dict[str, Any]:

@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from api.deps import AdminDep, CtxDep
+from api.openapi import COMMON, errors
 from api.presenters import subscriber_view
 from api.schemas import (
     CreateSubscriberRequest,
@@ -16,7 +17,7 @@ from api.schemas import (
 )
 from shared.errors import NotFound
 
-router = APIRouter(prefix="/api/v1/notifications/manage", tags=["subscribers"])
+router = APIRouter(prefix="/api/v1/notifications/manage", tags=["subscribers"], responses=COMMON)
 
 
 _PROFILE_FIELDS = {
@@ -36,7 +37,7 @@ def _profile(data: Any) -> dict[str, Any]:
     return {_PROFILE_FIELDS[k]: v for k, v in given.items()}
 
 
-@router.post("/create-subscriber", summary="Create a subscriber")
+@router.post("/create-subscriber", summary="Create a subscriber", responses=errors(409))
 async def create_subscriber(
     body: CreateSubscriberRequest, ctx: CtxDep, principal: AdminDep
 ) -> dict[str, Any]:
@@ -49,7 +50,7 @@ async def create_subscriber(
     return {"subscriber": subscriber_view(doc)}
 
 
-@router.post("/get-subscriber", summary="Get a subscriber")
+@router.post("/get-subscriber", summary="Get a subscriber", responses=errors(404))
 async def get_subscriber(body: UserIdRequest, ctx: CtxDep, principal: AdminDep) -> dict[str, Any]:
     """404 if there is none."""
     doc = await ctx.db.subscribers.get(tenant_id=principal.tenant_id, subscriber_id=body.userId)
@@ -58,7 +59,9 @@ async def get_subscriber(body: UserIdRequest, ctx: CtxDep, principal: AdminDep) 
     return {"subscriber": subscriber_view(doc)}
 
 
-@router.post("/update-subscriber-data", summary="Update a subscriber's profile")
+@router.post(
+    "/update-subscriber-data", summary="Update a subscriber's profile", responses=errors(404)
+)
 async def update_subscriber(
     body: UpdateSubscriberRequest, ctx: CtxDep, principal: AdminDep
 ) -> dict[str, Any]:
@@ -73,7 +76,7 @@ async def update_subscriber(
     return {"subscriber": subscriber_view(doc)}
 
 
-@router.post("/delete-subscriber", summary="Delete a subscriber")
+@router.post("/delete-subscriber", summary="Delete a subscriber", responses=errors(404))
 async def delete_subscriber(
     body: UserIdRequest, ctx: CtxDep, principal: AdminDep
 ) -> dict[str, Any]:

@@ -7,13 +7,14 @@ from typing import Any
 from fastapi import APIRouter
 
 from api.deps import AdminDep, CtxDep
+from api.openapi import COMMON, errors
 from api.presenters import template_view
 from api.schemas import CreateTemplateRequest, EmptyRequest, GetTemplateRequest
 from shared.domain import Channel
 from shared.errors import NotFound
 from shared.rendering import check_syntax
 
-router = APIRouter(prefix="/api/v1/notifications/manage", tags=["templates"])
+router = APIRouter(prefix="/api/v1/notifications/manage", tags=["templates"], responses=COMMON)
 
 
 @router.post("/create-template", summary="Create a template version")
@@ -31,7 +32,9 @@ async def create_template(
     return {"template": template_view(doc)}
 
 
-@router.post("/get-template", summary="Get a template (latest or a given version)")
+@router.post(
+    "/get-template", summary="Get a template (latest or a given version)", responses=errors(404)
+)
 async def get_template(
     body: GetTemplateRequest, ctx: CtxDep, principal: AdminDep
 ) -> dict[str, Any]:

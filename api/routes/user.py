@@ -8,11 +8,12 @@ from typing import Any
 from fastapi import APIRouter
 
 from api.deps import CtxDep, UserDep
+from api.openapi import COMMON
 from api.schemas import EmptyRequest, RegisterDeviceRequest, UnregisterDeviceRequest
 from shared.db.base import utcnow
 from shared.errors import Conflict
 
-router = APIRouter(prefix="/api/v1/notifications", tags=["user"])
+router = APIRouter(prefix="/api/v1/notifications", tags=["user"], responses=COMMON)
 
 
 @router.post("/register-push-device", summary="Register an FCM token for the calling user")
