@@ -32,6 +32,9 @@ class Principal:
     user_id: str | None = None
     via_gateway: bool = False
     key_label: str | None = None  # names the key in audit trails: its name and hash prefix
+    # Which of the tenant's environments the key acts in (`development` or `production`):
+    # workflows, templates and provider configs live per environment.
+    environment: str = "development"
 
     @property
     def is_admin(self) -> bool:

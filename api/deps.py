@@ -43,6 +43,7 @@ async def _principal_for_key(ctx: AppContext, key: str) -> Principal | None:
             tenant_id=doc["tenant_id"],
             scopes=frozenset(doc.get("scopes", [])),
             key_label=f"{doc.get('name', 'key')}:{doc['key_hash'][:12]}",
+            environment=str(doc.get("environment") or "development"),
         )
         if doc
         else None
@@ -96,6 +97,7 @@ async def authenticate(
             user_id=x_user_id,
             via_gateway=True,
             key_label=principal.key_label,
+            environment=principal.environment,
         )
     return principal
 

@@ -28,12 +28,26 @@ class ApiKeysRepo(Repo):
             ]
         )
 
-    async def ensure(self, *, key: str, tenant_id: str, scopes: list[str], name: str) -> None:
-        """Make `key` valid for `tenant_id` with exactly these scopes."""
+    async def ensure(
+        self,
+        *,
+        key: str,
+        tenant_id: str,
+        scopes: list[str],
+        name: str,
+        environment: str = "development",
+    ) -> None:
+        """Make `key` valid for `tenant_id` in `environment` with exactly these scopes."""
         await self.col.update_one(
             {"key_hash": hash_key(key)},
             {
-                "$set": {"tenant_id": tenant_id, "scopes": scopes, "name": name, "revoked": False},
+                "$set": {
+                    "tenant_id": tenant_id,
+                    "scopes": scopes,
+                    "name": name,
+                    "environment": environment,
+                    "revoked": False,
+                },
                 "$setOnInsert": {"created_at": utcnow()},
             },
             upsert=True,
