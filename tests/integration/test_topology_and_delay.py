@@ -16,7 +16,7 @@ from shared.messaging.broker import Broker
 from shared.messaging.messages import deliver_message
 from shared.messaging.topology import Topology
 from shared.settings import Settings
-from tests.integration.helpers import ok_rpc
+from tests.integration.helpers import ok_rpc, rpc
 from tests.records import record_doc, stored_doc
 from tests.support import System, Tenant, wait_for
 
@@ -63,7 +63,7 @@ async def broker(system: System, settings: Settings) -> AsyncIterator[Broker]:
 
 
 async def _in_app_record(system: System, tenant: Tenant, **fields: Any) -> Doc:
-    await ok_rpc(tenant, "manage/create-subscriber", {"userId": "u1", "subscriberData": {}})
+    await rpc(tenant, "manage/create-subscriber", {"userId": "u1", "subscriberData": {}})
     record = record_doc(
         tenant_id=tenant.tenant_id,
         transaction_id="txn-x",
@@ -133,6 +133,29 @@ async def test_a_live_lease_parks_the_message_until_it_expires(
     processing_at = doc["processing_at"]
     assert isinstance(processing_at, type(lease_until))
     assert processing_at >= lease_until  # nobody touched it while the lease was live
+
+
+async def test_a_delayed_record_is_claimed_only_once_due(
+    broker: Broker, system: System, settings: Settings, tenant: Tenant
+) -> None:
+    deliver_at = utcnow() + timedelta(seconds=2)
+    early = await _in_app_record(system, tenant, status=Status.DELAYED.value, deliver_at=deliver_at)
+    due = await _in_app_record(
+        system, tenant, status=Status.SCHEDULED.value, deliver_at=utcnow() - timedelta(seconds=1)
+    )
+    for record in (early, due):  # both messages arrive now
+        await broker.publish_notification(
+            channel=Channel.IN_APP, body=_body(record), priority=1, correlation_id=None
+        )
+
+    async def delivered(record: Doc) -> Doc | None:
+        doc = await _status(system, tenant, str(record["_id"]))
+        return doc if doc["status"] == Status.DELIVERED.value else None
+
+    await wait_for(lambda: delivered(due), timeout_s=10, what="the due record")
+    doc = await wait_for(lambda: delivered(early), timeout_s=20, what="the early one, once due")
+    # The early message was parked until `deliver_at`, not delivered ahead of it.
+    assert doc["processing_at"] >= deliver_at
 
 
 async def test_a_final_record_is_never_sent_again(

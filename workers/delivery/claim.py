@@ -43,8 +43,8 @@ class Claims:
     async def park_unclaimed(self, *, tenant_id: str, notification_id: str) -> None:
         """A message whose record could not be claimed: park it for later, or drop it.
 
-        A live lease of another worker (which may have died) or a retry time still ahead: the
-        message waits in the delay levels until then. A final or missing record: dropped,
+        A live lease of another worker (which may have died), a retry time or a delivery time
+        still ahead: the message waits in the delay levels until then. A final or missing record: dropped,
         which the caller does by acking.
         """
         record = await self._notifications.get(tenant_id=tenant_id, notification_id=notification_id)
@@ -56,6 +56,8 @@ class Claims:
             not_before = record.lease_until  # held by a worker that may have died
         elif record.status is Status.RETRYING:
             not_before = record.next_attempt_at  # this message came early
+        elif record.status in (Status.DELAYED, Status.SCHEDULED):
+            not_before = record.deliver_at  # not due yet
         if not_before is None:
             log.info("notification_skipped", status=record.status.value)
             return

@@ -52,19 +52,24 @@ def held_by(tenant_id: str, notification_id: str, worker: str) -> Doc:
     }
 
 
+CLAIMABLE = (Status.QUEUED, Status.DELAYED, Status.SCHEDULED, Status.PROCESSING, Status.RETRYING)
+
+
 def claimable(now: datetime) -> Doc:
-    """Clauses of a record a worker may claim: QUEUED, RETRYING once `next_attempt_at` has
-    come, or PROCESSING past its lease.
+    """Clauses of a record a worker may claim: QUEUED; DELAYED / SCHEDULED once `deliver_at`
+    has come; RETRYING once `next_attempt_at` has come; PROCESSING past its lease.
 
     Written without a top-level `$or` (see the module docstring). `lease_until` is set only
-    while a record is PROCESSING (claim sets it; release, retry and finish unset it), and
+    while a record is PROCESSING (claim sets it; release, retry and finish unset it);
     `next_attempt_at` only matters while it is in the future, which only a RETRYING record's
-    is (a claim leaves a past one behind; the sweep and a replay unset it). So "no live lease
-    and no future attempt time" is the same condition for all three statuses; a stray value
-    could only delay a claim, never allow two.
+    is (a claim leaves a past one behind; the sweep and a replay unset it); `deliver_at` is in
+    the future only while a record waits for it. So "no live lease, no future attempt time,
+    no future delivery time" is one condition for every status; a stray value could only
+    delay a claim, never allow two.
     """
     return {
-        "status": {"$in": [Status.QUEUED.value, Status.PROCESSING.value, Status.RETRYING.value]},
+        "status": {"$in": values(CLAIMABLE)},
         "lease_until": {"$not": {"$gte": now}},
         "next_attempt_at": {"$not": {"$gt": now}},
+        "deliver_at": {"$not": {"$gt": now}},
     }
