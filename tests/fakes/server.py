@@ -101,6 +101,8 @@ class FakeServer:
         self._server: _InLoopServer | None = None
         self._task: asyncio.Task[None] | None = None
         self._port: int | None = None
+        self.accepted = 0  # messages the fake accepted (the bench reads it at GET /stats)
+        self.lean = False  # keep no copy of requests or messages (the bench's long runs)
 
     def routes(self) -> list[BaseRoute]:
         """The provider's routes; subclasses define them."""
@@ -229,6 +231,8 @@ class FakeServer:
             headers={k.lower(): v for k, v in request.headers.items()},
             body=await request.body(),
         )
+        if self.lean:
+            return recorded
         self.requests.append(recorded)
         async with self._arrived:
             self._arrived.notify_all()
