@@ -9,7 +9,6 @@ topic and the device token, and answers 200 with `apns-id` and no body like Appl
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import time
 import uuid
@@ -89,6 +88,7 @@ class FakeApns:
         self._server: asyncio.Server | None = None
         self._port: int | None = None
         self._arrived = asyncio.Condition()
+        self._connections: set[_H2Server] = set()
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -109,8 +109,8 @@ class FakeApns:
         """Stop listening and drop the connections."""
         if self._server is not None:
             self._server.close()
-            with contextlib.suppress(Exception):
-                self._server.close_clients()
+            for connection in list(self._connections):
+                connection.close()
             self._server = None
             self._port = None
 
@@ -260,11 +260,18 @@ class _H2Server(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self._transport = transport
+        self._fake._connections.add(self)
         self._conn.initiate_connection()
         transport.write(self._conn.data_to_send())
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._transport = None
+        self._fake._connections.discard(self)
+
+    def close(self) -> None:
+        """Drop the connection (the fake is stopping)."""
+        if self._transport is not None:
+            self._transport.close()
 
     def data_received(self, data: bytes) -> None:
         try:

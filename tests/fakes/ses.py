@@ -25,7 +25,8 @@ SEND_EMAIL = "/v2/email/outbound-emails"
 _ROUTE = "send_email"
 _AUTH = re.compile(
     r"^AWS4-HMAC-SHA256 Credential=(?P<key>[^/]+)/(?P<date>\d{8})/(?P<region>[^/]+)/"
-    r"(?P<service>[^/]+)/aws4_request, ?SignedHeaders=(?P<signed>[^,]+), ?Signature=(?P<sig>[0-9a-f]+)$"
+    r"(?P<service>[^/]+)/aws4_request, ?SignedHeaders=(?P<signed>[^,]+), ?"
+    r"Signature=(?P<sig>[0-9a-f]+)$"
 )
 
 
