@@ -115,14 +115,14 @@ class FakeServer:
             raise RuntimeError(f"{type(self).__name__} is not running")
         return f"http://127.0.0.1:{self._port}"
 
-    async def start(self) -> None:
-        """Bind a free port and serve until `stop()`."""
+    async def start(self, port: int = 0) -> None:
+        """Bind `port` (a free one by default) and serve until `stop()`."""
         if self._task is not None:
             raise RuntimeError(f"{type(self).__name__} is already running")
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         # Binding ourselves to port 0 gives a free port with no race between choosing and binding.
-        sock.bind(("127.0.0.1", 0))
+        sock.bind(("127.0.0.1", port))
         port = int(sock.getsockname()[1])
         config = uvicorn.Config(
             Starlette(routes=self.routes()),
