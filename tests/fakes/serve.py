@@ -115,7 +115,9 @@ async def serve(
     else:
         # Not FakeServer.start (h11, for tests): httptools answers a long run far cheaper.
         servers.append(await _serve_starlette(fake.routes(), port))
-        url = f"http://127.0.0.1:{servers[0].servers[0].sockets[0].getsockname()[1]}"
+        bound = int(servers[0].servers[0].sockets[0].getsockname()[1])
+        fake._port = bound  # what `fake.url` reads (FCM's token_uri is built from it)
+        url = fake.url
     if stats_port is not None:
 
         async def stats(request: Request) -> Response:
