@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any
 
 from fastapi import APIRouter
@@ -11,7 +10,7 @@ from api.chat_schemas import RegisterChatChannelRequest, UnregisterChatChannelRe
 from api.deps import CtxDep, UserDep
 from api.openapi import COMMON
 from api.presenters import chat_view
-from shared.errors import Conflict
+from api.routes.user import ensure_subscriber
 
 router = APIRouter(prefix="/api/v1/notifications", tags=["user"], responses=COMMON)
 
@@ -25,11 +24,8 @@ async def register_chat_channel(
 ) -> dict[str, Any]:
     """Creates the subscriber on first use; an address of the same kind is replaced."""
     assert user.user_id is not None
-    repo = ctx.db.subscribers
-    if await repo.get(tenant_id=user.tenant_id, subscriber_id=user.user_id) is None:
-        with contextlib.suppress(Conflict):  # a concurrent registration created it first
-            await repo.create(tenant_id=user.tenant_id, subscriber_id=user.user_id, profile={})
-    doc = await repo.update_profile(
+    await ensure_subscriber(ctx, tenant_id=user.tenant_id, user_id=user.user_id)
+    doc = await ctx.db.subscribers.update_profile(
         tenant_id=user.tenant_id,
         subscriber_id=user.user_id,
         profile={f"chat.{body.field}": body.address},

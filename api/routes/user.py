@@ -7,6 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
+from api.context import AppContext
 from api.deps import CtxDep, UserDep
 from api.openapi import COMMON
 from api.schemas import EmptyRequest, RegisterDeviceRequest, UnregisterDeviceRequest
@@ -15,6 +16,14 @@ from shared.db.subscribers import CHAT_FIELDS
 from shared.errors import Conflict
 
 router = APIRouter(prefix="/api/v1/notifications", tags=["user"], responses=COMMON)
+
+
+async def ensure_subscriber(ctx: AppContext, *, tenant_id: str, user_id: str) -> None:
+    """Create the calling user's subscriber on first use (registrations need one)."""
+    repo = ctx.db.subscribers
+    if await repo.get(tenant_id=tenant_id, subscriber_id=user_id) is None:
+        with contextlib.suppress(Conflict):  # a concurrent registration created it first
+            await repo.create(tenant_id=tenant_id, subscriber_id=user_id, profile={})
 
 
 @router.post(
@@ -27,9 +36,7 @@ async def register_push_device(
     """Creates the subscriber on first use; a device or token registered again is replaced."""
     assert user.user_id is not None
     repo = ctx.db.subscribers
-    if await repo.get(tenant_id=user.tenant_id, subscriber_id=user.user_id) is None:
-        with contextlib.suppress(Conflict):  # a concurrent registration created it first
-            await repo.create(tenant_id=user.tenant_id, subscriber_id=user.user_id, profile={})
+    await ensure_subscriber(ctx, tenant_id=user.tenant_id, user_id=user.user_id)
     device = {
         "token": body.token,
         "platform": body.platform,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from functools import partial
 from typing import Any
 
 import httpx
@@ -144,14 +145,7 @@ def classify_response(response: httpx.Response) -> DeliveryResult:
     if status == 410 and isinstance(payload, dict) and payload.get("timestamp") is not None:
         detail = f"{reason} since {payload['timestamp']} (ms since epoch)"
 
-    def result(outcome: Outcome, *, retry_after_s: float | None = None) -> DeliveryResult:
-        return DeliveryResult(
-            outcome=outcome,
-            reason=reason,
-            detail=detail,
-            retry_after_s=retry_after_s,
-            status_code=status,
-        )
+    result = partial(DeliveryResult, reason=reason, detail=detail, status_code=status)
 
     if reason in DEAD_TOKEN_REASONS or status == 410:
         return result(Outcome.INVALID_RECIPIENT)

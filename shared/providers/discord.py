@@ -7,6 +7,7 @@ must not ping `@everyone`.
 
 from __future__ import annotations
 
+from functools import partial
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -77,14 +78,7 @@ def classify_response(response: httpx.Response) -> DeliveryResult:
     reason = str(code) if isinstance(code, int) and code else f"HTTP_{status}"
     detail = f"{code}: {text}" if isinstance(code, int) and code else text
 
-    def result(outcome: Outcome, *, retry_after_s: float | None = None) -> DeliveryResult:
-        return DeliveryResult(
-            outcome=outcome,
-            reason=reason,
-            detail=detail,
-            retry_after_s=retry_after_s,
-            status_code=status,
-        )
+    result = partial(DeliveryResult, reason=reason, detail=detail, status_code=status)
 
     if status == 429:
         # The body's `retry_after` (float seconds) is finer than the header's whole seconds.

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import re
 from email.utils import formataddr
+from functools import partial
 from typing import Any
 
 import aiohttp
@@ -195,8 +196,7 @@ def classify_client_error(response: dict[str, Any]) -> DeliveryResult:
     reason = code or f"HTTP_{status}"
     detail = f"{code}: {text}" if text else code
 
-    def result(outcome: Outcome) -> DeliveryResult:
-        return DeliveryResult(outcome=outcome, reason=reason, detail=detail, status_code=status)
+    result = partial(DeliveryResult, reason=reason, detail=detail, status_code=status)
 
     if code in RATE_CODES or status == 429:
         return result(Outcome.RATE_LIMITED)  # SES sends no delay; the channel's backoff applies

@@ -7,13 +7,15 @@ a status and a plain-text reason; the Web API answers HTTP 200 even for errors (
 
 from __future__ import annotations
 
+from functools import partial
+
 import httpx
 from pydantic import Field
 
 from shared.domain import Channel, ProviderType
-from shared.providers.base import DeliveryResult, OutboundMessage, Outcome, ProviderConfig
+from shared.providers.base import DeliveryResult, OutboundMessage, Outcome
 from shared.providers.http import classify_transport_error, parse_retry_after, read_json
-from shared.providers.spec import AdapterResources, CredentialModel, ProviderSpec
+from shared.providers.spec import CredentialModel, ProviderSpec, http_adapter
 from shared.providers.webhooks import chat_text, is_webhook, webhook_url
 
 DEFAULT_API_URL = "https://slack.com"
@@ -135,14 +137,9 @@ def classify_api_response(response: httpx.Response) -> DeliveryResult:
     error = str(body.get("error") or f"HTTP_{status}")
     retry_after = parse_retry_after(response.headers.get("Retry-After"))
 
-    def result(outcome: Outcome, *, retry_after_s: float | None = None) -> DeliveryResult:
-        return DeliveryResult(
-            outcome=outcome,
-            reason=error,
-            detail=f"chat.postMessage: {error}",
-            retry_after_s=retry_after_s,
-            status_code=status,
-        )
+    result = partial(
+        DeliveryResult, reason=error, detail=f"chat.postMessage: {error}", status_code=status
+    )
 
     if status == 429 or error == "ratelimited":
         return result(Outcome.RATE_LIMITED, retry_after_s=retry_after)
@@ -156,21 +153,10 @@ def classify_api_response(response: httpx.Response) -> DeliveryResult:
     return result(Outcome.PERMANENT)
 
 
-def _build(
-    *, config: ProviderConfig, credentials: SlackCredentials, resources: AdapterResources
-) -> SlackProvider:
-    return SlackProvider(
-        credentials=credentials,
-        endpoint=config.endpoint,
-        http=resources.http,
-        timeout_s=resources.timeout_s,
-    )
-
-
 SPEC = ProviderSpec(
     provider_type=ProviderType.SLACK,
     channel=Channel.CHAT,
     credentials_model=SlackCredentials,
     secret_fields=frozenset({"botToken"}),
-    factory=_build,
+    factory=http_adapter(SlackProvider),
 )

@@ -8,15 +8,16 @@ shared `httpx.AsyncClient`; httpx never retries on its own.
 from __future__ import annotations
 
 import re
+from functools import partial
 from typing import Self
 
 import httpx
 from pydantic import Field, field_validator, model_validator
 
 from shared.domain import Channel, ProviderType
-from shared.providers.base import DeliveryResult, OutboundMessage, Outcome, ProviderConfig
+from shared.providers.base import DeliveryResult, OutboundMessage, Outcome
 from shared.providers.http import classify_transport_error, parse_retry_after, read_json
-from shared.providers.spec import AdapterResources, CredentialModel, ProviderSpec, RequiredText
+from shared.providers.spec import CredentialModel, ProviderSpec, RequiredText, http_adapter
 
 DEFAULT_BASE_URL = "https://api.twilio.com"
 _E164 = re.compile(r"^\+[1-9]\d{1,14}$")
@@ -133,14 +134,7 @@ def classify_response(response: httpx.Response) -> DeliveryResult:
     reason = str(code) if code else f"HTTP_{status}"
     retry_after = parse_retry_after(response.headers.get("Retry-After"))
 
-    def result(outcome: Outcome, *, retry_after_s: float | None = None) -> DeliveryResult:
-        return DeliveryResult(
-            outcome=outcome,
-            reason=reason,
-            detail=detail,
-            retry_after_s=retry_after_s,
-            status_code=status,
-        )
+    result = partial(DeliveryResult, reason=reason, detail=detail, status_code=status)
 
     if code in OPTED_OUT_CODES:
         return result(Outcome.OPTED_OUT)
@@ -156,21 +150,10 @@ def classify_response(response: httpx.Response) -> DeliveryResult:
     return result(Outcome.PERMANENT)
 
 
-def _build(
-    *, config: ProviderConfig, credentials: TwilioCredentials, resources: AdapterResources
-) -> TwilioProvider:
-    return TwilioProvider(
-        credentials=credentials,
-        endpoint=config.endpoint,
-        http=resources.http,
-        timeout_s=resources.timeout_s,
-    )
-
-
 SPEC = ProviderSpec(
     provider_type=ProviderType.TWILIO,
     channel=Channel.SMS,
     credentials_model=TwilioCredentials,
     secret_fields=frozenset({"authToken"}),
-    factory=_build,
+    factory=http_adapter(TwilioProvider),
 )

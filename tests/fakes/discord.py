@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Mapping
 from typing import Any
 
 from starlette.requests import Request
@@ -21,6 +20,8 @@ _ROUTE = "execute"
 
 class FakeDiscord(FakeServer):
     """`POST /api/webhooks/{id}/{token}`."""
+
+    script_route = _ROUTE
 
     def __init__(self) -> None:
         super().__init__()
@@ -46,17 +47,6 @@ class FakeDiscord(FakeServer):
     def webhook_url(self, webhook_id: str = "112233445566778899", token: str = "tok") -> str:
         """A webhook URL on this fake (the shape Discord issues)."""
         return f"{self.url}/api/webhooks/{webhook_id}/{token}"
-
-    def script(
-        self,
-        status: int,
-        *,
-        body: Any = None,
-        headers: Mapping[str, str] | None = None,
-        times: int = 1,
-    ) -> None:
-        """Answer the next `times` requests with exactly this."""
-        self._script(_ROUTE, status, body=body, headers=headers, times=times)
 
     def script_rate_limit(self, *, retry_after: float = 1.5, times: int = 1) -> None:
         """Answer the next requests with Discord's 429."""

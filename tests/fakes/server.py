@@ -92,6 +92,8 @@ class _InLoopServer(uvicorn.Server):
 class FakeServer:
     """A local HTTP server speaking one provider's wire format; use as `async with`."""
 
+    script_route = ""  # the route `script` scripts (for fakes with one main route)
+
     def __init__(self) -> None:
         self.requests: list[RecordedRequest] = []
         self._scripts: dict[str, deque[ScriptedAnswer]] = {}
@@ -169,6 +171,17 @@ class FakeServer:
         tb: TracebackType | None,
     ) -> None:
         await self.stop()
+
+    def script(
+        self,
+        status: int,
+        *,
+        body: Any = None,
+        headers: Mapping[str, str] | None = None,
+        times: int = 1,
+    ) -> None:
+        """Answer the next `times` requests of `script_route` with exactly this."""
+        self._script(self.script_route, status, body=body, headers=headers, times=times)
 
     def reset(self) -> None:
         """Forget recorded requests and scripted answers, and release held answers."""

@@ -35,6 +35,8 @@ def twilio_error(code: int, message: str, status: int) -> dict[str, Any]:
 class FakeTwilio(FakeServer):
     """`POST /2010-04-01/Accounts/{AccountSid}/Messages.json`, answering 201 `queued`."""
 
+    script_route = _ROUTE
+
     def __init__(self, accounts: Mapping[str, str] | None = None) -> None:
         super().__init__()
         self.accounts = dict(accounts or {DEFAULT_ACCOUNT_SID: DEFAULT_AUTH_TOKEN})
@@ -65,17 +67,6 @@ class FakeTwilio(FakeServer):
             "fromNumber": "+15005550006",
             **extra,
         }
-
-    def script(
-        self,
-        status: int,
-        *,
-        body: Any = None,
-        headers: Mapping[str, str] | None = None,
-        times: int = 1,
-    ) -> None:
-        """Answer the next `times` requests with exactly this."""
-        self._script(_ROUTE, status, body=body, headers=headers, times=times)
 
     def script_error(
         self,
