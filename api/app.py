@@ -18,6 +18,7 @@ from api.context import AppContext
 from api.errors import install_error_handlers
 from api.openapi import without_fastapi_422
 from api.routes import (
+    chat,
     dead_letters,
     dev,
     health,
@@ -26,6 +27,7 @@ from api.routes import (
     providers,
     sending,
     subscribers,
+    suppressions,
     templates,
     user,
 )
@@ -144,6 +146,8 @@ def create_app(settings: Settings, *, hooks: PipelineHooks | None = None) -> Fas
         app.include_router(module.router)
     app.include_router(dead_letters.router)
     app.include_router(user.router)
+    app.include_router(chat.router)
+    app.include_router(suppressions.router)
     app.include_router(pending.router)
     if settings.dev_endpoints:
         app.include_router(dev.router)

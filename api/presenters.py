@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 from shared.db.base import Doc
 from shared.domain import Channel
@@ -115,11 +116,52 @@ def subscriber_view(doc: Doc) -> dict[str, Any]:
             {
                 "deviceId": d.get("device_id"),
                 "platform": d.get("platform"),
+                "provider": d.get("provider") or "FCM",
                 "tokenSuffix": d["token"][-6:],
                 "registeredAt": iso(d.get("registered_at")),
             }
             for d in doc.get("devices", [])
         ],
+        "chat": chat_view(doc.get("chat") or {}),
+        "suppressed": [
+            {
+                "channel": Channel(m["channel"]).api_name,
+                "address": m.get("address"),
+                "reason": m.get("reason"),
+            }
+            for m in doc.get("suppressed") or []
+            if isinstance(m, dict) and m.get("channel") in ("email", "sms")
+        ],
+        "createdAt": iso(doc.get("created_at")),
+        "updatedAt": iso(doc.get("updated_at")),
+    }
+
+
+def mask_webhook(url: str) -> str:
+    """A webhook URL without its secret path: scheme, host and the last 4 characters."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}/…{url[-4:]}"
+
+
+def chat_view(chat: Mapping[str, Any]) -> dict[str, Any]:
+    """A subscriber's chat addresses; webhook URLs (which carry their token) masked."""
+    slack_hook, discord_hook = chat.get("slack_webhook_url"), chat.get("discord_webhook_url")
+    return {
+        "slackWebhookUrl": mask_webhook(slack_hook) if slack_hook else None,
+        "slackChannelId": chat.get("slack_channel_id") or None,
+        "discordWebhookUrl": mask_webhook(discord_hook) if discord_hook else None,
+    }
+
+
+def suppression_view(doc: Doc) -> dict[str, Any]:
+    """One entry of the suppression list."""
+    return {
+        "channel": Channel(doc["channel"]).api_name,
+        "address": doc["address"],
+        "reason": doc.get("reason"),
+        "source": doc.get("source"),
+        "detail": doc.get("detail"),
+        "notificationId": doc.get("notification_id"),
         "createdAt": iso(doc.get("created_at")),
         "updatedAt": iso(doc.get("updated_at")),
     }

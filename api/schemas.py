@@ -16,6 +16,7 @@ from pydantic import (
     model_validator,
 )
 
+from api.chat_schemas import ChatAddresses
 from shared.domain import Channel, ProviderType
 from shared.records import Content as RecordContent
 
@@ -145,6 +146,7 @@ class SubscriberData(Strict):
     timezone: str | None = None
     avatar: Annotated[str, StringConstraints(max_length=2000)] | None = None
     data: dict[str, Any] | None = None
+    chat: ChatAddresses | None = None  # our extension: Slack / Discord addresses
 
     @field_validator("phone")
     @classmethod
@@ -201,18 +203,51 @@ class PageRequest(Strict):
 # --- seed 000: devices (user RPCs) -----------------------------------------------------
 
 
-class RegisterDeviceRequest(Strict):
+PushToken = Annotated[str, StringConstraints(min_length=1, max_length=4096)]
+_APNS_TOKEN = re.compile(r"^[0-9a-fA-F]{16,200}$")
+
+
+class _OneToken(Strict):
+    """`fcmToken` (seed 000), or `apnsToken` for a device that talks to APNs directly."""
+
+    fcmToken: PushToken | None = None
+    apnsToken: PushToken | None = None
+
+    @field_validator("apnsToken")
+    @classmethod
+    def _hex(cls, value: str | None) -> str | None:
+        if value is not None and not _APNS_TOKEN.match(value):
+            raise ValueError("must be the hexadecimal device token APNs issued")
+        return value
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Self:
+        if (self.fcmToken is None) == (self.apnsToken is None):
+            raise ValueError("exactly one of fcmToken and apnsToken is required")
+        return self
+
+    @property
+    def token(self) -> str:
+        """The token given."""
+        token = self.fcmToken if self.fcmToken is not None else self.apnsToken
+        assert token is not None
+        return token
+
+    @property
+    def provider(self) -> str:
+        """The provider type the token belongs to."""
+        return "FCM" if self.fcmToken is not None else "APNS"
+
+
+class RegisterDeviceRequest(_OneToken):
     """`register-push-device`."""
 
-    fcmToken: Annotated[str, StringConstraints(min_length=1, max_length=4096)]
     platform: Literal["IOS", "ANDROID", "WEB"]
     deviceId: NonEmpty
 
 
-class UnregisterDeviceRequest(Strict):
+class UnregisterDeviceRequest(_OneToken):
     """`unregister-push-device`."""
-
-    fcmToken: Annotated[str, StringConstraints(min_length=1, max_length=4096)]
 
 
 class EmptyRequest(Strict):

@@ -28,6 +28,7 @@ import orjson
 import psutil
 import typer
 import uvloop
+from benchkit import providers as provider_phase
 from benchkit.ceiling import Ceiling, measure_ceiling
 from benchkit.cpu import CpuMeter, cpu_between
 from benchkit.dbstage import measure_database_alone
@@ -94,6 +95,8 @@ class Bench:
             "load_generator": 1,
             "broker": psutil.cpu_count() or 1,
         }
+        self.stats_url = stack.provider_url + "/stats"  # the fake whose counter a phase reads
+        self.ceiling_both = 0.0
 
     async def setup(self, gen: LoadGenerator) -> None:
         """The provider, a template and the subscribers, through the API."""
@@ -134,7 +137,7 @@ class Bench:
     async def provider_accepted(self, gen: LoadGenerator) -> int:
         """Mails the fake provider has accepted so far."""
         async with asyncio.timeout(5):
-            _, body = await gen.get(self.stack.provider_url + "/stats")
+            _, body = await gen.get(self.stats_url)
         return int(body["accepted"])
 
     async def phase(
@@ -264,6 +267,21 @@ class Bench:
             bulk_size=s.bulk_size,
         )
         return self._figures(ceiling, phases, bulk, db_alone)
+
+    async def run_providers(self, ceiling: Ceiling, names: list[str]) -> dict[str, Any]:
+        """The end-to-end phase through each named provider's fake (`--provider`)."""
+        stack = self.stack
+        self.ceiling_both = ceiling.publish_consume_per_s
+        reader = RecordReader(url=stack.mongodb_url, database=stack.database_name, tenant_id=TENANT)
+        try:
+            async with LoadGenerator(
+                base_url=stack.base_url, api_key=stack.api_key, max_connections=64
+            ) as gen:
+                meter = CpuMeter(stack.pids())
+                figures = await provider_phase.run_providers(self, gen, reader, meter, names)
+        finally:
+            await reader.close()
+        return {"ceiling": ceiling.as_dict(), "providers": figures}
 
     def _figures(
         self, ceiling: Ceiling, phases: list[Phase], bulk: Phase, db_alone: dict[str, Any]
@@ -413,6 +431,7 @@ def bench(
     log_level: str,
     log_path: Path,
     console: Console,
+    providers: list[str] | None = None,
 ) -> dict[str, Any]:
     """One whole run: ceiling, stack, phases; everything cleaned up whatever happens."""
     rabbitmq_url = os.environ.get("RABBITMQ_URL") or DEFAULT_RABBITMQ_URL
@@ -423,6 +442,7 @@ def bench(
             mongodb_url=mongodb_url,
             log_path=log_path,
             log_level=log_level,
+            providers=providers or [],
         )
     )
     load_before = [round(x, 2) for x in os.getloadavg()]
@@ -440,7 +460,10 @@ def bench(
     try:
         console.log(f"starting the system (logs: {log_path})")
         stack.start()
-        figures = uvloop.run(Bench(stack, sizes, console).run(ceiling))
+        runner = Bench(stack, sizes, console)
+        figures = uvloop.run(
+            runner.run_providers(ceiling, providers) if providers else runner.run(ceiling)
+        )
     finally:
         console.log("stopping the system and deleting its queues and data")
         stack.stop()
@@ -462,7 +485,8 @@ def bench(
         },
         **figures,
     }
-    report["targets"] = targets(report)
+    if not providers:
+        report["targets"] = targets(report)
     report["run"]["duration_s"] = round(time.perf_counter() - started, 1)
     return report
 
@@ -496,6 +520,13 @@ def main(
     drain_timeout: Annotated[
         float | None, typer.Option(help="longest wait for a phase's deliveries, seconds")
     ] = None,
+    provider: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="run only the end-to-end phase, once per provider's fake: "
+            "sendgrid|ses|fcm|apns|twilio|slack|discord|all (repeat or comma-separate)"
+        ),
+    ] = None,
     log_level: Annotated[str, typer.Option(help="NOTIFY_LOG_LEVEL of the system")] = "WARNING",
     log_file: Annotated[Path, typer.Option(help="the system's output")] = ROOT
     / ".data"
@@ -518,13 +549,22 @@ def main(
     sizes = Sizes(**values)
     if not 1 <= sizes.bulk_size <= 100:
         raise typer.BadParameter("--bulk-size must be between 1 and 100")
+    try:
+        names = provider_phase.parse_names(provider or [])
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
     console = Console(stderr=json_out)
     if not console.is_terminal:
         console.width = max(console.width, 170)  # a log file or a pipe: keep rows on one line
     signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         report = bench(
-            sizes=sizes, quick=quick, log_level=log_level, log_path=log_file, console=console
+            sizes=sizes,
+            quick=quick,
+            log_level=log_level,
+            log_path=log_file,
+            console=console,
+            providers=names,
         )
     except KeyboardInterrupt:
         console.log("interrupted; cleaned up")
@@ -532,7 +572,10 @@ def main(
     except Exception as exc:
         console.log(f"[red]bench failed:[/red] {exc}")
         raise typer.Exit(1) from exc
-    render(report, console)
+    if names:
+        provider_phase.render(report, console)
+    else:
+        render(report, console)
     data = orjson.dumps(report, option=orjson.OPT_INDENT_2)
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)

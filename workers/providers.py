@@ -28,6 +28,8 @@ class ResolvedProvider:
 
     name: str
     adapter: Provider
+    # The provider type (FCM, APNS, …); None for the sandbox and the inbox, which take any address.
+    provider_type: str | None = None
 
 
 class ProviderResolver:
@@ -84,7 +86,7 @@ class ProviderResolver:
                 tenant_id=str(doc["tenant_id"]),
                 usable=not isinstance(adapter, UnusableProvider),
             )
-        return ResolvedProvider(name=provider_id, adapter=adapter)
+        return ResolvedProvider(name=provider_id, adapter=adapter, provider_type=provider_type)
 
     def _build(self, doc: dict[str, object], *, provider_type: str, version: str) -> Provider:
         try:

@@ -6,6 +6,8 @@ from typing import Any
 
 from fastapi import APIRouter
 
+from api.chat_schemas import CHAT_API_FIELDS
+from api.context import AppContext
 from api.deps import AdminDep, CtxDep
 from api.openapi import COMMON, errors
 from api.presenters import subscriber_view
@@ -32,9 +34,26 @@ _PROFILE_FIELDS = {
 }
 
 
-def _profile(data: Any) -> dict[str, Any]:
+def _profile(data: Any, *, nested: bool) -> dict[str, Any]:
+    """Stored field names; `chat` as one object (create) or field by field (update)."""
     given = data.model_dump(exclude_unset=True)
-    return {_PROFILE_FIELDS[k]: v for k, v in given.items()}
+    chat = given.pop("chat", None)
+    profile = {_PROFILE_FIELDS[k]: v for k, v in given.items()}
+    if chat is not None:
+        stored = {CHAT_API_FIELDS[k]: v for k, v in chat.items()}
+        if nested:
+            profile["chat"] = {k: v for k, v in stored.items() if v is not None}
+        else:
+            # Only the addresses given change; null clears one (a target skips empty fields).
+            profile.update({f"chat.{k}": v for k, v in stored.items()})
+    return profile
+
+
+async def _refresh_suppression(ctx: AppContext, tenant_id: str, doc: dict[str, Any]) -> None:
+    """An e-mail address or phone number just set may be on the suppression list (or no longer)."""
+    await ctx.db.suppressions.refresh_marks(
+        tenant_id=tenant_id, subscriber_id=doc["subscriber_id"], profile=doc
+    )
 
 
 @router.post("/create-subscriber", summary="Create a subscriber", responses=errors(409))
@@ -45,8 +64,14 @@ async def create_subscriber(
     doc = await ctx.db.subscribers.create(
         tenant_id=principal.tenant_id,
         subscriber_id=body.userId,
-        profile=_profile(body.subscriberData),
+        profile=_profile(body.subscriberData, nested=True),
     )
+    if body.subscriberData.email is not None or body.subscriberData.phone is not None:
+        await _refresh_suppression(ctx, principal.tenant_id, doc)
+        doc = (
+            await ctx.db.subscribers.get(tenant_id=principal.tenant_id, subscriber_id=body.userId)
+            or doc
+        )
     return {"subscriber": subscriber_view(doc)}
 
 
@@ -69,10 +94,17 @@ async def update_subscriber(
     doc = await ctx.db.subscribers.update_profile(
         tenant_id=principal.tenant_id,
         subscriber_id=body.userId,
-        profile=_profile(body.subscriberData),
+        profile=_profile(body.subscriberData, nested=False),
     )
     if doc is None:
         raise NotFound(f"subscriber {body.userId} does not exist")
+    given = body.subscriberData
+    if given.email is not None or given.phone is not None:
+        await _refresh_suppression(ctx, principal.tenant_id, doc)
+        doc = (
+            await ctx.db.subscribers.get(tenant_id=principal.tenant_id, subscriber_id=body.userId)
+            or doc
+        )
     return {"subscriber": subscriber_view(doc)}
 
 

@@ -66,11 +66,15 @@ class LoadGenerator:
         if self._session is not None:
             await self._session.close()
 
-    async def call(self, path: str, body: dict[str, Any]) -> tuple[int, Any]:
-        """One POST; its status and parsed JSON body."""
+    async def call(
+        self, path: str, body: dict[str, Any], *, headers: dict[str, str] | None = None
+    ) -> tuple[int, Any]:
+        """One POST (with `headers` added, e.g. a user RPC's X-User-ID); status and JSON body."""
         assert self._session is not None
         async with self._session.post(
-            self._base_url + path, data=orjson.dumps(body), headers=self._headers
+            self._base_url + path,
+            data=orjson.dumps(body),
+            headers={**self._headers, **headers} if headers else self._headers,
         ) as response:
             raw = await response.read()
         return response.status, (orjson.loads(raw) if raw else None)

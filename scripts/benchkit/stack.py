@@ -24,6 +24,7 @@ from typing import TextIO
 import aio_pika
 import devrunner
 
+from benchkit.providers import FakeProvider, start_fakes
 from shared.domain import Channel
 from shared.messaging.topology import Topology
 from tests.support import delete_broker_objects, drop_database
@@ -43,6 +44,7 @@ class StackConfig:
     log_level: str = "WARNING"
     extra_env: Mapping[str, str] = field(default_factory=dict)
     ready_timeout_s: float = 90.0
+    providers: list[str] = field(default_factory=list)  # fakes to start besides SendGrid's
 
 
 @dataclass
@@ -57,6 +59,7 @@ class Stack:
     mongodb_url: str = ""
     provider_url: str = ""
     embedded_db: bool = False
+    fakes: dict[str, FakeProvider] = field(default_factory=dict)
     _log: TextIO | None = None
     _sup: devrunner.Supervisor | None = None
     _tmp: Path | None = None
@@ -93,6 +96,21 @@ class Stack:
         argv = [sys.executable, str(BENCHKIT / "fake_provider.py")]
         sup.start("fake", [*argv, str(provider_port), self.provider_key], fake_env)
         self.provider_url = f"http://127.0.0.1:{provider_port}"
+        others = [name for name in cfg.providers if name != "sendgrid"]
+        if others:
+            if self._tmp is None:
+                self._tmp = Path(tempfile.mkdtemp(prefix="notify-bench-"))
+            self.fakes = start_fakes(sup, fake_env, others, self._tmp)
+        self.fakes["sendgrid"] = FakeProvider(
+            name="sendgrid",
+            url=self.provider_url,
+            stats_url=self.provider_url + "/stats",
+            configure={
+                "providerType": "SENDGRID",
+                "credentials": {"apiKey": self.provider_key, "fromEmail": "bench@example.com"},
+                "endpoint": self.provider_url,
+            },
+        )
 
         api_port = devrunner.free_port()
         env.update(
@@ -125,7 +143,9 @@ class Stack:
         for child in self._sup.children if self._sup else []:
             # Extra copies of a channel's worker are named email2, email3, …
             if child.exit_code is None:
-                roles[role_of[child.name.rstrip("0123456789")]].append(child.proc.pid)
+                base = child.name.rstrip("0123456789")
+                role = role_of.get(base) or ("provider" if base.startswith("fake") else "worker")
+                roles[role].append(child.proc.pid)
         return roles
 
     def dead_child(self) -> str | None:

@@ -18,6 +18,7 @@ from shared.db.notifications import NotificationsRepo
 from shared.db.outbox import DevOutboxRepo
 from shared.db.providers import ProvidersRepo
 from shared.db.subscribers import SubscribersRepo
+from shared.db.suppressions import SuppressionsRepo
 from shared.db.templates import TemplatesRepo
 
 Doc = dict[str, Any]
@@ -39,6 +40,7 @@ class Database:
     inbox: InboxRepo
     dev_outbox: DevOutboxRepo
     dead_letter_operations: DeadLetterOperationsRepo
+    suppressions: SuppressionsRepo
 
     async def ensure_indexes(self) -> None:
         """Create every collection's indexes (idempotent)."""
@@ -51,6 +53,7 @@ class Database:
             self.inbox,
             self.dev_outbox,
             self.dead_letter_operations,
+            self.suppressions,
         ):
             await repo.ensure_indexes()
 
@@ -94,15 +97,17 @@ def connect_database(
         retryWrites=retry_writes,
     )
     db = client[name]
+    subscribers = SubscribersRepo(db)
     return Database(
         client=client,
         db=db,
         notifications=NotificationsRepo(db),
-        subscribers=SubscribersRepo(db),
+        subscribers=subscribers,
         templates=TemplatesRepo(db),
         providers=ProvidersRepo(db),
         api_keys=ApiKeysRepo(db),
         inbox=InboxRepo(db),
         dev_outbox=DevOutboxRepo(db),
         dead_letter_operations=DeadLetterOperationsRepo(db),
+        suppressions=SuppressionsRepo(db, subscribers=subscribers),
     )

@@ -12,6 +12,15 @@ from shared.db.base import Doc, Repo, utcnow
 from shared.db.batching import Coalescer
 from shared.errors import Conflict
 
+# Where a channel's one address lives on the subscriber document (suppression marks match it).
+ADDRESS_FIELDS = {"email": "email", "sms": "phone"}
+# The chat addresses under `chat`, each served by one provider type.
+CHAT_FIELDS = {
+    "slack_webhook_url": "SLACK",
+    "slack_channel_id": "SLACK",
+    "discord_webhook_url": "DISCORD",
+}
+
 
 class SubscribersRepo(Repo):
     """Subscribers, keyed by (tenant_id, subscriber_id)."""
@@ -32,6 +41,9 @@ class SubscribersRepo(Repo):
                     name="tenant_subscriber",
                 ),
                 IndexModel([("tenant_id", ASCENDING), ("devices.token", ASCENDING)]),
+                # Marking an address suppressed finds its holders by address.
+                IndexModel([("tenant_id", ASCENDING), ("email", ASCENDING)]),
+                IndexModel([("tenant_id", ASCENDING), ("phone", ASCENDING)]),
             ]
         )
 
@@ -132,3 +144,53 @@ class SubscribersRepo(Repo):
             query, {"$pull": {"devices": {"token": token}}, "$set": {"updated_at": utcnow()}}
         )
         return result.modified_count
+
+    async def mark_suppressed(
+        self, *, tenant_id: str, channel: str, address: str, reason: str
+    ) -> int:
+        """Mark `address` suppressed on every subscriber holding it; how many hold it.
+
+        The delivery worker reads the subscriber document for every notification anyway, so a
+        mark here lets it refuse a suppressed address without another query.
+        """
+        query: Doc = {"tenant_id": tenant_id, ADDRESS_FIELDS[channel]: address}
+        mark = {"channel": channel, "address": address, "reason": reason}
+        # Pull any older mark of this address first: its reason may differ.
+        await self.col.update_many(
+            query, {"$pull": {"suppressed": {"channel": channel, "address": address}}}
+        )
+        result = await self.col.update_many(
+            query, {"$push": {"suppressed": mark}, "$set": {"updated_at": utcnow()}}
+        )
+        return result.modified_count
+
+    async def unmark_suppressed(self, *, tenant_id: str, channel: str, address: str) -> int:
+        """Remove the suppression mark of `address` wherever it is; how many lost one."""
+        result = await self.col.update_many(
+            {"tenant_id": tenant_id, "suppressed.address": address},
+            {"$pull": {"suppressed": {"channel": channel, "address": address}}},
+        )
+        return result.modified_count
+
+    async def set_suppression_marks(
+        self, *, tenant_id: str, subscriber_id: str, marks: list[Doc]
+    ) -> None:
+        """Replace a subscriber's marks (after its addresses changed)."""
+        await self.col.update_one(
+            {"tenant_id": tenant_id, "subscriber_id": subscriber_id},
+            {"$set": {"suppressed": marks}},
+        )
+
+    async def remove_chat_address(
+        self, *, tenant_id: str, subscriber_id: str, field: str, address: str | None = None
+    ) -> bool:
+        """Unset one chat address (only while it still is `address`, when given)."""
+        if field not in CHAT_FIELDS:
+            raise ValueError(f"unknown chat field {field}")
+        path = f"chat.{field}"
+        query: Doc = {"tenant_id": tenant_id, "subscriber_id": subscriber_id}
+        query[path] = address if address is not None else {"$ne": None}
+        result = await self.col.update_one(
+            query, {"$unset": {path: ""}, "$set": {"updated_at": utcnow()}}
+        )
+        return result.modified_count == 1

@@ -21,6 +21,7 @@ class Outcome(StrEnum):
     RETRY = "retry"  # transient: 5xx, timeout, connection error
     RATE_LIMITED = "rate_limited"  # 429 / quota: retry no sooner than retry_after_s
     INVALID_RECIPIENT = "invalid_recipient"  # dead token / address: drop it
+    OPTED_OUT = "opted_out"  # the recipient told the provider to stop (SMS STOP)
     PERMANENT = "permanent"  # the provider refused this message for good
     PROVIDER_AUTH = "provider_auth"  # our own credentials were refused
 

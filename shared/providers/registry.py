@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from shared.providers import fcm, sendgrid
+from shared.providers import apns, discord, fcm, sendgrid, ses, slack, twilio
 from shared.providers.base import Provider, ProviderConfig
 from shared.providers.spec import MASK, AdapterResources, ProviderSpec, UnusableProvider
 
@@ -19,7 +19,12 @@ __all__ = ["SPECS", "build_adapter", "mask_credentials", "spec_for", "supported_
 # The registration: the only list of provider modules in the code base.
 SPECS: tuple[ProviderSpec[Any], ...] = (
     fcm.SPEC,
+    apns.SPEC,
     sendgrid.SPEC,
+    ses.SPEC,
+    twilio.SPEC,
+    slack.SPEC,
+    discord.SPEC,
 )
 
 _BY_TYPE: dict[str, ProviderSpec[Any]] = {spec.provider_type.value: spec for spec in SPECS}

@@ -28,6 +28,7 @@ __all__ = [
     "RequiredText",
     "UnusableProvider",
     "credential_errors",
+    "http_adapter",
 ]
 
 MASK = "********"  # what a secret credential reads as; says nothing about its length
@@ -71,6 +72,37 @@ class AdapterFactory(Protocol[CredentialsT_contra]):
     ) -> Provider:
         """The adapter for `config`."""
         ...
+
+
+class HttpAdapter(Protocol[CredentialsT_contra]):
+    """An adapter class built from credentials, the endpoint and the worker's shared client."""
+
+    def __call__(
+        self,
+        *,
+        credentials: CredentialsT_contra,
+        endpoint: str | None,
+        http: httpx.AsyncClient,
+        timeout_s: float,
+    ) -> Provider:
+        """The adapter."""
+        ...
+
+
+def http_adapter(adapter: HttpAdapter[CredentialsT]) -> AdapterFactory[CredentialsT]:
+    """The factory of an adapter that calls its provider over the worker's shared HTTP client."""
+
+    def build(
+        *, config: ProviderConfig, credentials: CredentialsT, resources: AdapterResources
+    ) -> Provider:
+        return adapter(
+            credentials=credentials,
+            endpoint=config.endpoint,
+            http=resources.http,
+            timeout_s=resources.timeout_s,
+        )
+
+    return build
 
 
 class InvalidCredentials(ValueError):

@@ -137,6 +137,8 @@ class _Grant:
 class FakeFcm(FakeServer):
     """Google's OAuth `POST /token` and FCM v1 `POST /v1/projects/{project}/messages:send`."""
 
+    script_route = _SEND_ROUTE  # `script` answers sends
+
     def __init__(self, *, project_id: str = "fake-project", token_lifetime_s: int = 3600) -> None:
         super().__init__()
         self.project_id = project_id
@@ -218,17 +220,6 @@ class FakeFcm(FakeServer):
     def revoke_tokens(self) -> None:
         """Invalidate every issued access token: sends answer 401 UNAUTHENTICATED."""
         self._grants.clear()
-
-    def script(
-        self,
-        status: int,
-        *,
-        body: Any = None,
-        headers: Mapping[str, str] | None = None,
-        times: int = 1,
-    ) -> None:
-        """Answer the next `times` sends with exactly this, whatever they contain."""
-        self._script(_SEND_ROUTE, status, body=body, headers=headers, times=times)
 
     def script_error(
         self,

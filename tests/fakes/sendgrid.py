@@ -148,6 +148,8 @@ def _validate_content(content: Any, *, has_template: bool) -> list[tuple[str, st
 class FakeSendGrid(FakeServer):
     """SendGrid's `POST /v3/mail/send`: auth, SendGrid's validation, 202 + `X-Message-Id`."""
 
+    script_route = _ROUTE  # `script` answers sends
+
     def __init__(self, api_keys: Iterable[str] = (DEFAULT_API_KEY,)) -> None:
         super().__init__()
         self.api_keys: set[str] = set(api_keys)
@@ -163,17 +165,6 @@ class FakeSendGrid(FakeServer):
         super().reset()
         self.mails.clear()
         self.message_ids.clear()
-
-    def script(
-        self,
-        status: int,
-        *,
-        body: Any = None,
-        headers: Mapping[str, str] | None = None,
-        times: int = 1,
-    ) -> None:
-        """Answer the next `times` sends with exactly this, whatever they contain."""
-        self._script(_ROUTE, status, body=body, headers=headers, times=times)
 
     def script_error(
         self,

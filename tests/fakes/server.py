@@ -92,6 +92,8 @@ class _InLoopServer(uvicorn.Server):
 class FakeServer:
     """A local HTTP server speaking one provider's wire format; use as `async with`."""
 
+    script_route = ""  # the route `script` scripts (for fakes with one main route)
+
     def __init__(self) -> None:
         self.requests: list[RecordedRequest] = []
         self._scripts: dict[str, deque[ScriptedAnswer]] = {}
@@ -101,6 +103,8 @@ class FakeServer:
         self._server: _InLoopServer | None = None
         self._task: asyncio.Task[None] | None = None
         self._port: int | None = None
+        self.accepted = 0  # messages the fake accepted (the bench reads it at GET /stats)
+        self.lean = False  # keep no copy of requests or messages (the bench's long runs)
 
     def routes(self) -> list[BaseRoute]:
         """The provider's routes; subclasses define them."""
@@ -113,14 +117,14 @@ class FakeServer:
             raise RuntimeError(f"{type(self).__name__} is not running")
         return f"http://127.0.0.1:{self._port}"
 
-    async def start(self) -> None:
-        """Bind a free port and serve until `stop()`."""
+    async def start(self, port: int = 0) -> None:
+        """Bind `port` (a free one by default) and serve until `stop()`."""
         if self._task is not None:
             raise RuntimeError(f"{type(self).__name__} is already running")
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         # Binding ourselves to port 0 gives a free port with no race between choosing and binding.
-        sock.bind(("127.0.0.1", 0))
+        sock.bind(("127.0.0.1", port))
         port = int(sock.getsockname()[1])
         config = uvicorn.Config(
             Starlette(routes=self.routes()),
@@ -167,6 +171,17 @@ class FakeServer:
         tb: TracebackType | None,
     ) -> None:
         await self.stop()
+
+    def script(
+        self,
+        status: int,
+        *,
+        body: Any = None,
+        headers: Mapping[str, str] | None = None,
+        times: int = 1,
+    ) -> None:
+        """Answer the next `times` requests of `script_route` with exactly this."""
+        self._script(self.script_route, status, body=body, headers=headers, times=times)
 
     def reset(self) -> None:
         """Forget recorded requests and scripted answers, and release held answers."""
@@ -229,6 +244,8 @@ class FakeServer:
             headers={k.lower(): v for k, v in request.headers.items()},
             body=await request.body(),
         )
+        if self.lean:
+            return recorded
         self.requests.append(recorded)
         async with self._arrived:
             self._arrived.notify_all()

@@ -14,8 +14,13 @@ from shared.dlq.ops import DeadLetters
 from shared.domain import Channel
 from shared.messaging.topology import Topology, declare_topology
 from shared.settings import Settings
+from tests.fakes.apns import FakeApns
+from tests.fakes.discord import FakeDiscord
 from tests.fakes.fcm import FakeFcm
 from tests.fakes.sendgrid import FakeSendGrid
+from tests.fakes.ses import FakeSes
+from tests.fakes.slack import FakeSlack
+from tests.fakes.twilio import FakeTwilio
 from tests.integration.dead_letter_support import DeadLetterWriter
 from tests.support import System, delete_broker_objects
 
@@ -38,6 +43,41 @@ async def sendgrid() -> AsyncIterator[FakeSendGrid]:
 async def fcm() -> AsyncIterator[FakeFcm]:
     """A fake FCM (and OAuth token endpoint) on 127.0.0.1 for one test."""
     async with FakeFcm() as fake:
+        yield fake
+
+
+@pytest.fixture
+async def apns() -> AsyncIterator[FakeApns]:
+    """A fake APNs (HTTP/2, h2c) on 127.0.0.1 for one test."""
+    async with FakeApns() as fake:
+        yield fake
+
+
+@pytest.fixture
+async def ses() -> AsyncIterator[FakeSes]:
+    """A fake SES v2 on 127.0.0.1 for one test."""
+    async with FakeSes() as fake:
+        yield fake
+
+
+@pytest.fixture
+async def twilio() -> AsyncIterator[FakeTwilio]:
+    """A fake Twilio on 127.0.0.1 for one test."""
+    async with FakeTwilio() as fake:
+        yield fake
+
+
+@pytest.fixture
+async def slack() -> AsyncIterator[FakeSlack]:
+    """A fake Slack on 127.0.0.1 for one test."""
+    async with FakeSlack() as fake:
+        yield fake
+
+
+@pytest.fixture
+async def discord() -> AsyncIterator[FakeDiscord]:
+    """A fake Discord on 127.0.0.1 for one test."""
+    async with FakeDiscord() as fake:
         yield fake
 
 

@@ -87,6 +87,40 @@ async def configure_fcm(tenant: Tenant, fake_url: str, service_account_json: str
     )
 
 
+async def configure(
+    tenant: Tenant, provider_type: str, fake_url: str, credentials: dict[str, Any], **extra: Any
+) -> dict[str, Any]:
+    """Point one of the tenant's providers at a fake; the stored config as answered."""
+    answer = await ok_rpc(
+        tenant,
+        "manage/configure-provider",
+        {
+            "providerType": provider_type,
+            "credentials": credentials,
+            "endpoint": fake_url,
+            **extra,
+        },
+    )
+    provider: dict[str, Any] = answer["provider"]
+    return provider
+
+
+async def send_and_wait(
+    tenant: Tenant, user_id: str, channel: str, *, timeout_s: float = 20, **content: Any
+) -> dict[str, Any]:
+    """manage/send one notification and wait for its final delivery status."""
+    sent = await ok_rpc(
+        tenant,
+        "manage/send",
+        {
+            "userId": user_id,
+            "channel": channel,
+            "content": {"title": "Hello", "body": "A notification", **content},
+        },
+    )
+    return await wait_final_status(tenant, sent["transactionId"], timeout_s=timeout_s)
+
+
 async def dead_letters(
     rabbitmq_url: str, topology: Topology, channel: Channel
 ) -> list[tuple[dict[str, Any], dict[str, Any]]]:

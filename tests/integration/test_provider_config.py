@@ -7,6 +7,7 @@ from typing import Any
 
 from shared.crypto import CredentialCipher
 from shared.settings import Settings
+from tests.fakes.apns import FakeApns
 from tests.fakes.sendgrid import DEFAULT_API_KEY, FakeSendGrid
 from tests.integration.helpers import configure_sendgrid, ok_rpc, rpc, wait_final_status
 from tests.support import System, Tenant
@@ -87,19 +88,66 @@ async def test_configure_names_each_bad_credential_field(tenant: Tenant) -> None
     }
 
 
-async def test_an_accepted_type_without_an_adapter_names_the_supported_ones(
-    tenant: Tenant,
-) -> None:
-    for provider_type in ("APNS", "SES", "TWILIO", "SLACK", "DISCORD"):
+async def test_every_seed_provider_names_each_missing_field(tenant: Tenant) -> None:
+    expected = {
+        "APNS": ["keyId", "teamId", "privateKey", "bundleId"],
+        "SES": ["accessKeyId", "secretAccessKey", "region", "fromEmail"],
+        "TWILIO": ["accountSid", "authToken"],
+    }
+    for provider_type, fields in expected.items():
         errors = await _configure_errors(tenant, {"providerType": provider_type, "credentials": {}})
-        assert errors == [
-            f"providerType {provider_type} has no delivery adapter yet (supported: FCM, SENDGRID)"
-        ]
+        assert errors == [f"credentials.{f} is required for {provider_type}" for f in fields]
     errors = await _configure_errors(tenant, {"providerType": "PIGEON", "credentials": {}})
     assert errors == [
         "providerType must be one of the following values: "
         "FCM, APNS, SENDGRID, SES, TWILIO, SLACK, DISCORD"
     ]
+
+
+async def test_no_secret_of_the_seven_is_ever_returned(tenant: Tenant) -> None:
+    apns = FakeApns()
+    secrets = {
+        "APNS": (apns.credentials(), "privateKey"),
+        "SES": (
+            {
+                "accessKeyId": "AKIA1",
+                "secretAccessKey": "ses-secret",
+                "region": "us-east-1",
+                "fromEmail": "n@acme.test",
+            },
+            "secretAccessKey",
+        ),
+        "TWILIO": (
+            {
+                "accountSid": "AC" + "1" * 32,
+                "authToken": "twilio-secret",
+                "fromNumber": "+15005550006",
+            },
+            "authToken",
+        ),
+        "SLACK": ({"botToken": "xoxb-secret"}, "botToken"),
+        "SENDGRID": ({"apiKey": "SG.secret", "fromEmail": "n@acme.test"}, "apiKey"),
+    }
+    for provider_type, (credentials, secret_field) in secrets.items():
+        answer = await ok_rpc(
+            tenant,
+            "manage/configure-provider",
+            {"providerType": provider_type, "credentials": credentials},
+        )
+        assert answer["provider"]["credentials"][secret_field] == "********"
+    await ok_rpc(
+        tenant, "manage/configure-provider", {"providerType": "DISCORD", "credentials": {}}
+    )
+    listed = await tenant.client.post(
+        "/api/v1/notifications/manage/get-providers", json={"includeInactive": True}
+    )
+    text = listed.text
+    assert sorted(p["providerType"] for p in listed.json()["providers"]) == sorted(
+        [*secrets, "DISCORD"]
+    )
+    for credentials, secret_field in secrets.values():
+        assert str(credentials[secret_field]) not in text
+    assert "BEGIN PRIVATE KEY" not in text
 
 
 async def test_openapi_lists_the_provider_types(tenant: Tenant) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from shared.db.subscribers import CHAT_FIELDS
 from shared.db.templates import TemplatesRepo
 from shared.domain import Channel
 from shared.errors import ValidationFailed
@@ -18,23 +19,33 @@ class Target:
 
     address: str
     label: str  # how an attempt names it without repeating a secret token
+    # The provider type the address belongs to (an APNs token, a Discord webhook); None: any
+    # provider of the channel can take it (an e-mail address, a phone number).
+    provider_type: str | None = None
 
 
 def targets_for(channel: Channel, subscriber: dict[str, Any]) -> list[Target]:
-    """The subscriber's addresses on a channel."""
+    """The subscriber's addresses on a channel, each with the provider type it needs."""
     if channel is Channel.EMAIL:
         email = subscriber.get("email")
         return [Target(email, email)] if email else []
     if channel is Channel.PUSH:
         return [
-            Target(d["token"], f"device:{d.get('device_id')}")
+            # Devices registered before APNs existed carry no provider: they are FCM's.
+            Target(d["token"], f"device:{d.get('device_id')}", d.get("provider") or "FCM")
             for d in subscriber.get("devices", [])
         ]
     if channel is Channel.SMS:
         phone = subscriber.get("phone")
         return [Target(phone, phone)] if phone else []
     if channel is Channel.CHAT:
-        return [Target(w, "webhook") for w in subscriber.get("chat_webhooks", [])]
+        chat = subscriber.get("chat") or {}
+        # The label is the field, so a dead address can be unset without naming it.
+        return [
+            Target(chat[field], field, provider_type)
+            for field, provider_type in CHAT_FIELDS.items()
+            if isinstance(chat.get(field), str) and chat[field]
+        ]
     return [Target(subscriber["subscriber_id"], "inbox")]
 
 

@@ -6,14 +6,13 @@ import time
 from dataclasses import dataclass
 
 import structlog
-from pymongo.errors import ConnectionFailure
 
 from shared.db.base import utcnow
-from shared.db.subscribers import SubscribersRepo
 from shared.domain import Channel
 from shared.providers.base import DeliveryResult, OutboundMessage, Outcome
 from shared.records import Attempt, AttemptTarget, NotificationRecord
 from workers.circuit import CircuitBreaker
+from workers.delivery.addresses import DeadAddresses
 from workers.delivery.content import Rendered, Target
 from workers.delivery.policy import (
     counts_against_provider,
@@ -37,6 +36,39 @@ class Dispatch:
     last: DeliveryResult | None
 
 
+@dataclass(frozen=True, slots=True)
+class Route:
+    """Addresses that belong to one provider type, and the configs that can take them."""
+
+    providers: list[ResolvedProvider]
+    targets: list[Target]
+
+
+def route_targets(targets: list[Target], providers: list[ResolvedProvider]) -> list[Route]:
+    """Group addresses by the provider type they need (FCM tokens to FCM, APNs tokens to APNS).
+
+    An address of no particular type (an e-mail address) goes to any of the channel's providers;
+    a provider of no type (the sandbox) takes any address. An address no configured provider
+    can take is left out; no route at all means the tenant has no provider for the channel.
+    """
+    routes: dict[str | None, Route] = {}
+    for target in targets:
+        route = routes.get(target.provider_type)
+        if route is None:
+            serving = [
+                p
+                for p in providers
+                if p.provider_type is None
+                or target.provider_type is None
+                or p.provider_type == target.provider_type
+            ]
+            if not serving:
+                continue
+            route = routes[target.provider_type] = Route(providers=serving, targets=[])
+        route.targets.append(target)
+    return list(routes.values())
+
+
 class Dispatcher:
     """Tries a channel's providers for one notification, failing over while circuits open."""
 
@@ -45,21 +77,41 @@ class Dispatcher:
         *,
         channel: Channel,
         breaker: CircuitBreaker,
-        subscribers: SubscribersRepo,
+        addresses: DeadAddresses,
         worker: str,
     ) -> None:
         self._channel = channel
         self._breaker = breaker
-        self._subscribers = subscribers
+        self._addresses = addresses
         self._worker = worker
 
     async def run(
+        self, record: NotificationRecord, routes: list[Route], content: Rendered
+    ) -> Dispatch:
+        """Each route through its own providers; the attempts made and the deciding answer.
+
+        `last` is None only when no route got a call through (every circuit open).
+        """
+        attempts: list[Attempt] = []
+        answers: list[DeliveryResult] = []
+        for route in routes:
+            made, last = await self._failover(
+                record, route.providers, content, route.targets, earlier=len(attempts)
+            )
+            attempts.extend(made)
+            if last is not None:
+                answers.append(last)
+        return Dispatch(attempts=attempts, last=deciding_result(answers) if answers else None)
+
+    async def _failover(
         self,
         record: NotificationRecord,
         providers: list[ResolvedProvider],
         content: Rendered,
         targets: list[Target],
-    ) -> Dispatch:
+        *,
+        earlier: int,
+    ) -> tuple[list[Attempt], DeliveryResult | None]:
         """Call the first provider whose circuit lets a call through; on to the next if that
         call takes it out (its circuit no longer closed)."""
         attempts: list[Attempt] = []
@@ -73,7 +125,7 @@ class Dispatcher:
             except BaseException:
                 self._breaker.release(key)  # no verdict on the provider: free a probe slot
                 raise
-            attempt.n = len(record.attempts) + len(attempts) + 1
+            attempt.n = len(record.attempts) + earlier + len(attempts) + 1
             attempts.append(attempt)
             if not counts_against_provider(last.outcome):
                 self._breaker.success(key)
@@ -81,7 +133,7 @@ class Dispatcher:
             self._breaker.failure(key, open_now=opens_circuit_at_once(last.outcome))
             if not fails_over(last.outcome, self._breaker.state(key)):
                 break
-        return Dispatch(attempts=attempts, last=last)
+        return attempts, last
 
     def soonest_retry_s(self, tenant_id: str, providers: list[ResolvedProvider]) -> float:
         """Seconds until the first of these providers' circuits lets a probe through."""
@@ -101,8 +153,7 @@ class Dispatcher:
         # Kept apart from duration_ms so the provider's share of an attempt is visible.
         provider_ms = round((time.perf_counter() - started) * 1000, 2)
         for target, result in zip(targets, results, strict=True):
-            if result.outcome is Outcome.INVALID_RECIPIENT and self._channel is Channel.PUSH:
-                await self._forget_token(record, target, result)
+            await self._addresses.forget(record, target, result, provider=provider.name)
         best = deciding_result(results)
         delivered = best.outcome is Outcome.DELIVERED
         attempt = Attempt(
@@ -147,16 +198,3 @@ class Dispatcher:
             category=record.category,
         )
         return await provider.adapter.send(message)
-
-    async def _forget_token(
-        self, record: NotificationRecord, target: Target, result: DeliveryResult
-    ) -> None:
-        """Drop a dead device token; best effort, since the provider was already called."""
-        try:
-            await self._subscribers.remove_token(
-                tenant_id=record.tenant_id, token=target.address, subscriber_id=record.recipient
-            )
-        except ConnectionFailure as exc:  # the next send to it finds it dead again
-            log.warning("device_token_not_removed", error=str(exc))
-            return
-        log.info("device_token_removed", reason=result.reason, token_suffix=target.address[-6:])

@@ -20,9 +20,10 @@ from workers.circuit import CircuitBreaker
 from workers.consumer import Handling, Inbound
 from workers.context import WorkerContext
 from workers.delivery import policy
+from workers.delivery.addresses import DeadAddresses
 from workers.delivery.claim import Claims
 from workers.delivery.content import ContentRenderer, targets_for
-from workers.delivery.dispatch import Dispatcher
+from workers.delivery.dispatch import Dispatcher, route_targets
 from workers.delivery.settle import Settler
 
 log = structlog.get_logger(__name__)
@@ -51,7 +52,11 @@ class DeliveryHandler:
             breaker=CircuitBreaker(
                 threshold=s.circuit_failure_threshold, cooldown_s=s.circuit_cooldown_s
             ),
-            subscribers=ctx.db.subscribers,
+            addresses=DeadAddresses(
+                channel=channel,
+                subscribers=ctx.db.subscribers,
+                suppressions=ctx.db.suppressions,
+            ),
             worker=self.worker_id,
         )
         self._settler = Settler(
@@ -110,13 +115,14 @@ class DeliveryHandler:
         providers = await self._ctx.resolver.for_channel(
             tenant_id=record.tenant_id, channel=self.channel
         )
-        if not providers:
+        routes = route_targets(targets, providers)
+        if not routes:  # no provider at all, or none of the types the addresses belong to
             return policy.no_provider(situation)
         try:
             content = await self._renderer.render(record)
         except ValidationFailed as exc:
             return policy.unrenderable(situation, exc.details)
-        dispatch = await self._dispatcher.run(record, providers, content, targets)
+        dispatch = await self._dispatcher.run(record, routes, content)
         if dispatch.last is None:
             return policy.wait_for_circuit(
                 record,

@@ -67,6 +67,7 @@ PRECEDENCE = (
     Outcome.RATE_LIMITED,
     Outcome.RETRY,
     Outcome.PERMANENT,
+    Outcome.OPTED_OUT,
     Outcome.INVALID_RECIPIENT,
 )
 TRANSIENT = frozenset({Outcome.RETRY, Outcome.RATE_LIMITED, Outcome.PROVIDER_AUTH})
@@ -176,8 +177,35 @@ def has_address(s: Situation) -> Verdict | None:
     return None
 
 
+# Where the one address of a suppressible channel lives on the subscriber document.
+_SUPPRESSIBLE = {Channel.EMAIL: "email", Channel.SMS: "phone"}
+
+
+def not_suppressed(s: Situation) -> Verdict | None:
+    """An address on the tenant's suppression list is not sent to (its mark is on the document).
+
+    Marks name the address they were made for, so a subscriber whose address changed since is
+    sent to again even before the marks are recomputed.
+    """
+    field_name = _SUPPRESSIBLE.get(s.channel)
+    if field_name is None or s.subscriber is None:
+        return None
+    address = s.subscriber.get(field_name)
+    for mark in s.subscriber.get("suppressed") or []:
+        if (
+            isinstance(mark, dict)
+            and mark.get("channel") == s.channel.value
+            and mark.get("address") == address
+        ):
+            why = str(mark.get("reason") or "invalid_address")
+            status = Status.OPTED_OUT if why == "opted_out" else Status.INVALID_CREDENTIAL
+            detail = f"{s.channel.value} address is on the suppression list ({why})"
+            return no_call(s, status, "suppressed", detail)
+    return None
+
+
 PreSendRule = Callable[[Situation], Verdict | None]
-PRE_SEND_RULES: tuple[PreSendRule, ...] = (subscriber_exists, has_address)
+PRE_SEND_RULES: tuple[PreSendRule, ...] = (subscriber_exists, has_address, not_suppressed)
 
 
 def before_sending(situation: Situation) -> Verdict | None:
@@ -213,6 +241,9 @@ def judge(
     reason = "provider_auth" if outcome is Outcome.PROVIDER_AUTH else (last.reason or outcome.value)
     if outcome is Outcome.INVALID_RECIPIENT:
         verdict = Verdict(VerdictKind.FINAL, Status.INVALID_CREDENTIAL, reason, last.detail)
+        return _complete(verdict, attempts, change)
+    if outcome is Outcome.OPTED_OUT:
+        verdict = Verdict(VerdictKind.FINAL, Status.OPTED_OUT, reason, last.detail)
         return _complete(verdict, attempts, change)
     if outcome is Outcome.PERMANENT:
         verdict = Verdict(VerdictKind.FINAL, Status.FAILED, reason, last.detail, dead_letter=True)

@@ -90,6 +90,88 @@ def test_a_reachable_subscriber_is_sent_to() -> None:
     assert policy.before_sending(situation()) is None
 
 
+def _suppressed_situation(channel: Channel, subscriber: dict[str, Any]) -> Situation:
+    return Situation(
+        record=record(channel=channel),
+        channel=channel,
+        subscriber={"subscriber_id": "u1", **subscriber},
+        addresses=1,
+        now=NOW,
+        worker="w1",
+    )
+
+
+def test_a_suppressed_email_address_is_invalid_credential_without_a_call() -> None:
+    s = _suppressed_situation(
+        Channel.EMAIL,
+        {
+            "email": "gone@x.io",
+            "suppressed": [{"channel": "email", "address": "gone@x.io", "reason": "hard_bounce"}],
+        },
+    )
+    verdict = policy.before_sending(s)
+    assert verdict is not None
+    assert (verdict.status, verdict.reason, verdict.dead_letter) == (
+        Status.INVALID_CREDENTIAL,
+        "suppressed",
+        False,
+    )
+    assert verdict.detail == "email address is on the suppression list (hard_bounce)"
+    assert [a.provider for a in verdict.attempts] == [None]
+
+
+def test_an_sms_opt_out_mark_ends_opted_out() -> None:
+    s = _suppressed_situation(
+        Channel.SMS,
+        {
+            "phone": "+14155550100",
+            "suppressed": [{"channel": "sms", "address": "+14155550100", "reason": "opted_out"}],
+        },
+    )
+    verdict = policy.before_sending(s)
+    assert verdict is not None
+    assert (verdict.status, verdict.reason) == (Status.OPTED_OUT, "suppressed")
+
+
+@pytest.mark.parametrize(
+    ("channel", "subscriber"),
+    [
+        # The address changed since it was marked: the mark names the old one.
+        (
+            Channel.EMAIL,
+            {
+                "email": "new@x.io",
+                "suppressed": [{"channel": "email", "address": "old@x.io", "reason": "x"}],
+            },
+        ),
+        # A mark of another channel with the same address.
+        (
+            Channel.EMAIL,
+            {
+                "email": "+1",
+                "suppressed": [{"channel": "sms", "address": "+1", "reason": "x"}],
+            },
+        ),
+        # Push and chat addresses are removed, never suppressed.
+        (
+            Channel.PUSH,
+            {"suppressed": [{"channel": "push", "address": "tok", "reason": "x"}], "email": "tok"},
+        ),
+        (Channel.SMS, {"phone": "+1", "suppressed": None}),
+    ],
+)
+def test_marks_that_do_not_name_this_address_let_the_send_go(
+    channel: Channel, subscriber: dict[str, Any]
+) -> None:
+    assert policy.not_suppressed(_suppressed_situation(channel, subscriber)) is None
+
+
+def test_suppression_is_checked_after_the_address_exists() -> None:
+    assert policy.PRE_SEND_RULES.index(policy.not_suppressed) > policy.PRE_SEND_RULES.index(
+        policy.has_address
+    )
+
+
 def test_a_decision_without_a_call_counts_as_an_attempt() -> None:
     earlier = record(attempt_count=2, attempts=[attempt(), attempt()])
     verdict = policy.no_provider(situation(earlier))
@@ -197,6 +279,23 @@ def test_a_dead_recipient_address_is_invalid_credential_and_not_dead_lettered() 
         "UNREGISTERED",
         False,
     )
+
+
+def test_an_opted_out_recipient_ends_opted_out_and_not_dead_lettered() -> None:
+    verdict = judge(DeliveryResult(Outcome.OPTED_OUT, reason="21610"))
+    assert (verdict.kind, verdict.status, verdict.reason, verdict.dead_letter) == (
+        VerdictKind.FINAL,
+        Status.OPTED_OUT,
+        "21610",
+        False,
+    )
+
+
+def test_opted_out_ranks_between_permanent_and_a_dead_address() -> None:
+    answers = [DeliveryResult(Outcome.INVALID_RECIPIENT), DeliveryResult(Outcome.OPTED_OUT)]
+    assert policy.deciding_result(answers).outcome is Outcome.OPTED_OUT
+    answers.append(DeliveryResult(Outcome.PERMANENT))
+    assert policy.deciding_result(answers).outcome is Outcome.PERMANENT
 
 
 def test_retry_after_is_honoured_and_recorded() -> None:
