@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
+from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol
@@ -76,16 +77,33 @@ class MessageHandler(Protocol):
         ...
 
 
+class Gate(Protocol):
+    """Concurrency shared by several consumers (`workers/priority.py`)."""
+
+    def slot(self, *, high: bool) -> AbstractAsyncContextManager[None]:
+        """Hold one slot while a handler runs."""
+        ...
+
+
 class Consumer:
-    """Consumes one queue with `prefetch` messages in flight."""
+    """Consumes one queue with `prefetch` messages in flight (each through `gate`, if any)."""
 
     def __init__(
-        self, *, broker: Broker, queue: str, handler: MessageHandler, prefetch: int
+        self,
+        *,
+        broker: Broker,
+        queue: str,
+        handler: MessageHandler,
+        prefetch: int,
+        gate: Gate | None = None,
+        high: bool = False,
     ) -> None:
         self.queue_name = queue
         self._broker = broker
         self._handler = handler
         self._prefetch = prefetch
+        self._gate = gate
+        self._high = high
         self._channel: AbstractChannel | None = None
         self._queue: AbstractQueue | None = None
         self._consumer_tag: str | None = None
@@ -134,7 +152,8 @@ class Consumer:
         )
         try:
             try:
-                handling = await self._handler.handle(inbound)
+                async with self._gate.slot(high=self._high) if self._gate else nullcontext():
+                    handling = await self._handler.handle(inbound)
             except Exception:
                 log.exception("handler_failed")
                 handling = Handling.REQUEUE
