@@ -21,7 +21,7 @@ is declared (passively) through the robust channel.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass
 from enum import StrEnum
@@ -97,6 +97,7 @@ class Consumer:
         prefetch: int,
         gate: Gate | None = None,
         high: bool = False,
+        on_change: Callable[[], None] | None = None,
     ) -> None:
         self.queue_name = queue
         self._broker = broker
@@ -104,6 +105,8 @@ class Consumer:
         self._prefetch = prefetch
         self._gate = gate
         self._high = high
+        self._on_change = on_change  # told whenever `in_flight` changes
+        self._stopping = False
         self._channel: AbstractChannel | None = None
         self._queue: AbstractQueue | None = None
         self._consumer_tag: str | None = None
@@ -121,6 +124,29 @@ class Consumer:
         self._consumer_tag = await self._queue.consume(self._on_message, no_ack=False)
         log.info("consumer_started", queue=self.queue_name, prefetch=self._prefetch)
 
+    @property
+    def in_flight(self) -> int:
+        """Deliveries received and not yet settled."""
+        return len(self._in_flight)
+
+    @property
+    def paused(self) -> bool:
+        """True while subscribed to nothing (paused, or not started)."""
+        return self._consumer_tag is None
+
+    async def pause(self) -> None:
+        """Receive nothing new; deliveries in flight carry on and are settled as usual."""
+        if self._queue is not None and self._consumer_tag is not None:
+            tag, self._consumer_tag = self._consumer_tag, None
+            await self._queue.cancel(tag)
+            log.info("consumer_paused", queue=self.queue_name)
+
+    async def resume(self) -> None:
+        """Subscribe again after `pause` (not after `stop`)."""
+        if self._queue is not None and self._consumer_tag is None and not self._stopping:
+            self._consumer_tag = await self._queue.consume(self._on_message, no_ack=False)
+            log.info("consumer_resumed", queue=self.queue_name)
+
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
         inbound = _parse(message)
         if inbound is None:
@@ -131,12 +157,16 @@ class Consumer:
         self._in_flight[task] = (message, inbound)
         self._idle.clear()
         task.add_done_callback(self._done)
+        if self._on_change is not None:
+            self._on_change()
         await asyncio.shield(task)
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._in_flight.pop(task, None)
         if not self._in_flight:
             self._idle.set()
+        if self._on_change is not None:
+            self._on_change()
         if not task.cancelled() and task.exception() is not None:
             log.error("delivery_task_failed", error=repr(task.exception()))
 
@@ -182,9 +212,11 @@ class Consumer:
         (e.g. PROCESSING → QUEUED) and their messages are nacked back onto the queue, so
         another process takes them at once instead of after a lease.
         """
+        self._stopping = True
         if self._queue is not None and self._consumer_tag is not None:
             try:
-                await self._queue.cancel(self._consumer_tag)
+                tag, self._consumer_tag = self._consumer_tag, None
+                await self._queue.cancel(tag)
             except Exception as exc:  # the channel may already be gone; unacked messages requeue
                 log.warning("consumer_cancel_failed", error=repr(exc))
         log.info("worker_draining", queue=self.queue_name, in_flight=len(self._in_flight))

@@ -1,30 +1,40 @@
 """A channel worker's consumers; with quorum queues, its high queue is taken first.
 
 Quorum queues have no message priorities, so priority 4-5 waits in `<channel>.high.queue`
-(topology.py). The worker consumes both queues, each with the worker's prefetch, and every
-delivery passes one `PriorityGate` of that many slots before its handler runs:
+(topology.py). The worker consumes both queues, each with the worker's prefetch:
 
 - the broker hands a high message over at once (the high consumer has its own window), so
   it never waits behind the normal queue's backlog on the broker;
-- in the process, a freed slot goes to a waiting high delivery before any normal one, so
-  it waits at most for one delivery in flight to finish;
-- the worker still runs `prefetch` deliveries at a time, as with a classic priority queue.
+- while the high consumer holds deliveries or its queue has messages ready, the normal
+  consumer is paused: no new normal message is taken until the high queue is empty;
+- every delivery passes one `PriorityGate` of `prefetch` slots before its handler runs, and
+  a freed slot goes to a waiting high delivery first: the normal messages the worker already
+  holds when a burst comes (at most its prefetch) do not go ahead of it, bar those running,
+  and the worker still runs `prefetch` deliveries at a time, as with a classic priority queue.
 
-Both subscriptions are cancelled together on stop, so neither queue keeps feeding the gate
-while the other drains.
+Both subscriptions are cancelled together on stop.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import structlog
+from aio_pika.abc import AbstractChannel
+
 from shared.domain import Channel
-from shared.messaging.broker import Broker
+from shared.messaging.broker import BROKER_ERRORS, Broker
 from workers.consumer import Consumer, MessageHandler
 from workers.service import Service
+
+log = structlog.get_logger(__name__)
+
+_RECHECK_S = 0.5  # while paused, how often the high queue is looked at when nothing happens
+_PROBE_TIMEOUT_S = 5.0
 
 
 class PriorityGate:
@@ -75,33 +85,86 @@ class PriorityGate:
 
 
 class PriorityConsumers:
-    """The high queue's consumer and the normal queue's, sharing one gate (a Service)."""
+    """The high queue's consumer and the normal queue's, sharing one gate (a Service).
+
+    While the high consumer has deliveries in hand, or its queue has messages ready, the
+    normal consumer is paused (its subscription cancelled; what it holds carries on), so no
+    new normal message is taken until the high queue is empty. A check every
+    `_RECHECK_S` while paused catches what no delivery announces (e.g. a reconnect).
+    """
 
     def __init__(
         self, *, broker: Broker, channel: Channel, handler: MessageHandler, prefetch: int
     ) -> None:
         topology = broker.topology
+        self._broker = broker
+        self._high_queue = topology.high_queue(channel)
+        self._changed = asyncio.Event()
+        self._stopping = False
+        self._control_task: asyncio.Task[None] | None = None
+        self._probe: AbstractChannel | None = None
         self.gate = PriorityGate(prefetch)
-        self.consumers = [
-            Consumer(
-                broker=broker,
-                queue=queue,
-                handler=handler,
-                prefetch=prefetch,
-                gate=self.gate,
-                high=queue == topology.high_queue(channel),
-            )
-            for queue in topology.work_queues(channel)
-        ]
+        self.high = Consumer(
+            broker=broker,
+            queue=self._high_queue,
+            handler=handler,
+            prefetch=prefetch,
+            gate=self.gate,
+            high=True,
+            on_change=self._changed.set,
+        )
+        self.normal = Consumer(
+            broker=broker,
+            queue=topology.queue(channel),
+            handler=handler,
+            prefetch=prefetch,
+            gate=self.gate,
+        )
 
     async def start(self) -> None:
-        """Start consuming both queues, the high one first."""
-        for consumer in self.consumers:
-            await consumer.start()
+        """Start consuming both queues, the high one first, and the pause control."""
+        await self.high.start()
+        await self.normal.start()
+        self._probe = await self._broker.connection.channel(publisher_confirms=False)
+        self._control_task = asyncio.create_task(self._control())
+        self._changed.set()  # messages may be waiting in the high queue already
+
+    async def _control(self) -> None:
+        while not self._stopping:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(_RECHECK_S):
+                    await self._changed.wait()
+            self._changed.clear()
+            if self._stopping:
+                return
+            try:
+                async with asyncio.timeout(_PROBE_TIMEOUT_S):
+                    if self.high.in_flight or await self._high_ready():
+                        await self.normal.pause()
+                    elif self.normal.paused:
+                        await self.normal.resume()
+            except BROKER_ERRORS as exc:  # TimeoutError among them
+                log.warning("priority_control_failed", error=repr(exc))
+
+    async def _high_ready(self) -> int:
+        """Messages ready in the high queue, asked of the broker (not aio-pika's cache)."""
+        assert self._probe is not None
+        underlay = await self._probe.get_underlay_channel()
+        declared = await underlay.queue_declare(self._high_queue, passive=True)
+        return int(declared.message_count or 0)
 
     async def stop(self, *, timeout_s: float) -> None:
         """Stop both at once: cancel both subscriptions, then drain both."""
-        await asyncio.gather(*(c.stop(timeout_s=timeout_s) for c in self.consumers))
+        self._stopping = True
+        self._changed.set()
+        if self._control_task is not None:
+            await asyncio.gather(self._control_task, return_exceptions=True)
+        await asyncio.gather(
+            self.high.stop(timeout_s=timeout_s), self.normal.stop(timeout_s=timeout_s)
+        )
+        if self._probe is not None:
+            with contextlib.suppress(*BROKER_ERRORS):
+                await self._probe.close()
 
 
 def channel_consumers(

@@ -87,14 +87,16 @@ class Broker:
         # Declared through a robust channel, so aio-pika declares it all again (exchanges,
         # queues, bindings) on every reconnect, before consumers are restored.
         self._exchanges = await declare_topology(channel, self.topology)
-        log.info("broker_connected", prefix=self.topology.prefix, node=self._node())
+        log.info("broker_connected", prefix=self.topology.prefix, node=self.node)
 
-    def _node(self) -> str | None:
+    @property
+    def node(self) -> str | None:
+        """`host:port` of the node the connection uses (or tries next), once connected."""
         connection = self._connection
         return connection.node if isinstance(connection, NodeListConnection) else None
 
     def _on_reconnect(self, *_: Any) -> None:
-        log.info("broker_reconnected", prefix=self.topology.prefix, node=self._node())
+        log.info("broker_reconnected", prefix=self.topology.prefix, node=self.node)
 
     async def close(self) -> None:
         """Close the connection (channels close with it)."""
