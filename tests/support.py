@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-import aio_pika
 import httpx
 import uvicorn
 from pymongo import AsyncMongoClient
@@ -24,6 +23,7 @@ from pymongo import AsyncMongoClient
 from api.app import create_app
 from shared.db.client import Database, connect_database
 from shared.domain import Channel
+from shared.messaging.broker import connect_first
 from shared.messaging.topology import Topology
 from shared.settings import Settings
 from workers.process import WorkerProcess
@@ -176,8 +176,8 @@ class System:
 
 
 async def delete_broker_objects(url: str, topology: Topology) -> None:
-    """Remove every queue and exchange of a test prefix."""
-    connection = await aio_pika.connect(url)
+    """Remove every queue and exchange of a test prefix (`url` may list several nodes)."""
+    connection = await connect_first(url, timeout_s=5)
     async with connection:
         for name in topology.all_queues():
             channel = await connection.channel()
