@@ -107,6 +107,7 @@ class Consumer:
         self._high = high
         self._on_change = on_change  # told whenever `in_flight` changes
         self._stopping = False
+        self.pauses = 0  # how often `pause` cancelled the subscription
         self._channel: AbstractChannel | None = None
         self._queue: AbstractQueue | None = None
         self._consumer_tag: str | None = None
@@ -138,14 +139,15 @@ class Consumer:
         """Receive nothing new; deliveries in flight carry on and are settled as usual."""
         if self._queue is not None and self._consumer_tag is not None:
             tag, self._consumer_tag = self._consumer_tag, None
+            self.pauses += 1
             await self._queue.cancel(tag)
-            log.info("consumer_paused", queue=self.queue_name)
+            log.debug("consumer_paused", queue=self.queue_name)
 
     async def resume(self) -> None:
         """Subscribe again after `pause` (not after `stop`)."""
         if self._queue is not None and self._consumer_tag is None and not self._stopping:
             self._consumer_tag = await self._queue.consume(self._on_message, no_ack=False)
-            log.info("consumer_resumed", queue=self.queue_name)
+            log.debug("consumer_resumed", queue=self.queue_name)
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
         inbound = _parse(message)

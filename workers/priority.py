@@ -1,16 +1,18 @@
 """A channel worker's consumers; with quorum queues, its high queue is taken first.
 
 Quorum queues have no message priorities, so priority 4-5 waits in `<channel>.high.queue`
-(topology.py). The worker consumes both queues, each with the worker's prefetch:
+(topology.py). The worker consumes both queues, each with the worker's prefetch, as a classic
+priority queue would serve them:
 
+- every delivery passes one `PriorityGate` of `prefetch` slots before its handler runs, so
+  the worker still runs `prefetch` deliveries at a time, and a freed slot goes to a waiting
+  high delivery before any normal one;
 - the broker hands a high message over at once (the high consumer has its own window), so
   it never waits behind the normal queue's backlog on the broker;
-- while the high consumer holds deliveries or its queue has messages ready, the normal
-  consumer is paused: no new normal message is taken until the high queue is empty;
-- every delivery passes one `PriorityGate` of `prefetch` slots before its handler runs, and
-  a freed slot goes to a waiting high delivery first: the normal messages the worker already
-  holds when a burst comes (at most its prefetch) do not go ahead of it, bar those running,
-  and the worker still runs `prefetch` deliveries at a time, as with a classic priority queue.
+- once a high delivery has to wait for a slot (the worker is busy), the normal consumer is
+  paused (subscription cancelled; what it holds carries on) until no high delivery waits
+  and the high queue has nothing ready: no new normal message is taken meanwhile. With
+  slots to spare, high messages never wait and normal traffic is not held back.
 
 Both subscriptions are cancelled together on stop.
 """
@@ -20,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import structlog
@@ -40,14 +42,24 @@ _PROBE_TIMEOUT_S = 5.0
 class PriorityGate:
     """`capacity` slots; a freed slot goes to the longest-waiting high request, if any."""
 
-    def __init__(self, capacity: int) -> None:
+    def __init__(self, capacity: int, *, on_change: Callable[[], None] | None = None) -> None:
         self._free = capacity
         self._waiting: dict[bool, deque[asyncio.Future[None]]] = {True: deque(), False: deque()}
+        self._on_change = on_change  # told whenever `high_waiting` changes
 
     @property
     def free(self) -> int:
         """Slots nobody holds."""
         return self._free
+
+    @property
+    def high_waiting(self) -> int:
+        """High requests waiting for a slot."""
+        return len(self._waiting[True])
+
+    def _changed(self, high: bool) -> None:
+        if high and self._on_change is not None:
+            self._on_change()
 
     @asynccontextmanager
     async def slot(self, *, high: bool) -> AsyncIterator[None]:
@@ -64,6 +76,7 @@ class PriorityGate:
             return
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiting[high].append(waiter)
+        self._changed(high)
         try:
             await waiter
         except asyncio.CancelledError:
@@ -71,6 +84,7 @@ class PriorityGate:
                 self._release()  # handed a slot just as it was cancelled: pass it on
             else:
                 self._waiting[high].remove(waiter)
+                self._changed(high)
             raise
 
     def _release(self) -> None:
@@ -78,6 +92,7 @@ class PriorityGate:
             queue = self._waiting[high]
             while queue:
                 waiter = queue.popleft()
+                self._changed(high)
                 if not waiter.done():
                     waiter.set_result(None)
                     return
@@ -87,10 +102,9 @@ class PriorityGate:
 class PriorityConsumers:
     """The high queue's consumer and the normal queue's, sharing one gate (a Service).
 
-    While the high consumer has deliveries in hand, or its queue has messages ready, the
-    normal consumer is paused (its subscription cancelled; what it holds carries on), so no
-    new normal message is taken until the high queue is empty. A check every
-    `_RECHECK_S` while paused catches what no delivery announces (e.g. a reconnect).
+    The pause control runs on every change of the waiting high deliveries or of the high
+    consumer's deliveries, and every `_RECHECK_S` while paused, which catches what no
+    delivery announces (e.g. a reconnect that restored only the high consumer).
     """
 
     def __init__(
@@ -103,7 +117,7 @@ class PriorityConsumers:
         self._stopping = False
         self._control_task: asyncio.Task[None] | None = None
         self._probe: AbstractChannel | None = None
-        self.gate = PriorityGate(prefetch)
+        self.gate = PriorityGate(prefetch, on_change=self._changed.set)
         self.high = Consumer(
             broker=broker,
             queue=self._high_queue,
@@ -139,9 +153,9 @@ class PriorityConsumers:
                 return
             try:
                 async with asyncio.timeout(_PROBE_TIMEOUT_S):
-                    if self.high.in_flight or await self._high_ready():
+                    if self.gate.high_waiting:
                         await self.normal.pause()
-                    elif self.normal.paused:
+                    elif self.normal.paused and not await self._high_ready():
                         await self.normal.resume()
             except BROKER_ERRORS as exc:  # TimeoutError among them
                 log.warning("priority_control_failed", error=repr(exc))

@@ -81,11 +81,18 @@ async def stream_through(
     per_second: float,
     outage_after: int,
     outage: Callable[[], Awaitable[None]],
+    urgent_every: int = 0,
 ) -> Stream:
-    """Send `requests` at a steady rate, run `outage` once `outage_after` are answered."""
+    """Send `requests` at a steady rate, run `outage` once `outage_after` are answered.
+
+    With `urgent_every` = n, every n-th request has priority 5 (the others 1).
+    """
     async with system.client(timeout_s=30) as client:
         await setup_email(client, sendgrid)
         bodies = [email_body(f"m{i}") for i in range(requests)]
+        if urgent_every:
+            for i, body in enumerate(bodies):
+                body["priority"] = 5 if i % urgent_every == 0 else 1
         started = time.monotonic()
         under_way = asyncio.Event()
 

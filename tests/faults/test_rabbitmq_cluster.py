@@ -2,11 +2,12 @@
 paced load, then brought back.
 
 The system runs with quorum queues (`NOTIFY_QUORUM_QUEUES`) and the three nodes in
-`RABBITMQ_URL`. Every process connects to node 1 first, and the queues' leaders start there,
-so killing node 1 (`kill -9` of its Erlang VM) takes both the connections and the leaders
-away: the processes must move to another node, the queues elect new leaders from their
-replicas, and no acknowledged request may be lost or delivered twice. The machine's own
-broker is never touched (`tests/faults/cluster.py`).
+`RABBITMQ_URL`; a quarter of the requests have priority 5, so the high queue is used too.
+Every process connects to node 1 first, and the queues' leaders start there, so killing
+node 1 (`kill -9` of its Erlang VM) takes both the connections and the leaders away: the
+processes must move to another node, the queues elect new leaders from their replicas, and
+no acknowledged request may be lost or delivered twice. The machine's own broker is never
+touched (`tests/faults/cluster.py`).
 """
 
 from __future__ import annotations
@@ -86,6 +87,7 @@ async def test_a_node_killed_and_brought_back_under_load_loses_and_duplicates_no
             per_second=PER_SECOND,
             outage_after=KILL_AFTER,
             outage=node_outage,
+            urgent_every=4,  # a quarter through the high queue: both queues fail over
         )
         ok_while_down = stream.ok_between(window["down"], window["up"])
         running = await cluster.running_nodes(cluster.nodes[1])

@@ -25,7 +25,7 @@ from shared.settings import Settings
 from tests.integration.dead_letter_support import DeadLetterWriter, drain, queue_depth
 from tests.support import System, delete_broker_objects, free_port, wait_for
 from workers.consumer import Handling, Inbound
-from workers.priority import channel_consumers
+from workers.priority import PriorityConsumers, channel_consumers
 
 
 @pytest.fixture
@@ -146,6 +146,33 @@ async def test_a_burst_of_priority_5_overtakes_a_backlog_of_priority_1(
     assert normal_ahead <= 2 * prefetch, " ".join(order[handled_before_burst : last_high + 1])
     expected = [f"n{i}" for i in range(backlog)] + [f"h{i}" for i in range(burst)]
     assert sorted(order) == sorted(expected)
+    if isinstance(service, PriorityConsumers):
+        assert service.normal.pauses >= 1  # the burst did hold the normal queue back
+
+
+async def test_with_slots_to_spare_priority_5_does_not_hold_normal_traffic_back(
+    make_broker: Callable[[bool], Broker],
+) -> None:
+    broker = make_broker(True)
+    await broker.connect()
+    recorder = Recorder()
+    service = channel_consumers(broker=broker, channel=Channel.EMAIL, handler=recorder, prefetch=50)
+    assert isinstance(service, PriorityConsumers)
+    await service.start()
+    try:
+        for i in range(20):  # a trickle, far below what 50 slots take
+            await _publish(broker, f"h{i}", priority=5)
+            await _publish(broker, f"n{i}", priority=1)
+
+        async def all_handled() -> bool:
+            return len(recorder.order) == 40
+
+        await wait_for(all_handled, timeout_s=15, what="every message to be handled")
+    finally:
+        await service.stop(timeout_s=5)
+    # No high message ever waited for a slot, so the normal queue was never paused.
+    assert service.normal.pauses == 0
+    assert service.gate.free == 50
 
 
 async def test_a_replay_goes_back_to_the_queue_the_message_came_from(

@@ -91,3 +91,28 @@ async def test_a_slot_handed_over_as_its_waiter_is_cancelled_is_passed_on() -> N
     assert waiters[0].cancelled()
     assert order == ["second"]
     assert gate.free == 1
+
+
+async def test_waiting_high_requests_are_counted_and_announced() -> None:
+    changes: list[int] = []
+    gate = PriorityGate(1, on_change=lambda: changes.append(gate.high_waiting))
+    release = asyncio.Event()
+    order: list[str] = []
+
+    async def busy() -> None:
+        async with gate.slot(high=False):
+            await release.wait()
+
+    holder = asyncio.create_task(busy())
+    await asyncio.sleep(0)
+    normal = asyncio.create_task(_hold(gate, high=False, name="n", order=order))
+    await asyncio.sleep(0)
+    assert changes == []  # normal requests waiting are not announced
+    high = asyncio.create_task(_hold(gate, high=True, name="h", order=order))
+    await asyncio.sleep(0)
+    assert gate.high_waiting == 1
+    release.set()
+    async with asyncio.timeout(5):
+        await asyncio.gather(holder, normal, high)
+    assert changes == [1, 0]
+    assert order == ["h", "n"]
