@@ -16,6 +16,10 @@ On `stop` the consumer cancels its subscription, waits (bounded) for in-flight d
 then asks the handler to `abandon` what is still running and nacks those messages back.
 aio-pika's robust connection restores the subscription after a reconnect, because the queue
 is declared (passively) through the robust channel.
+
+Several consumers can share a `Gate` (their handlers then run only in its slots), and a
+consumer can be paused and resumed: that is how a worker takes a high queue first
+(`workers/priority.py`).
 """
 
 from __future__ import annotations
@@ -105,7 +109,7 @@ class Consumer:
         self._prefetch = prefetch
         self._gate = gate
         self._high = high
-        self._on_change = on_change  # told whenever `in_flight` changes
+        self._on_change = on_change  # told whenever a delivery arrives or is settled
         self._stopping = False
         self.pauses = 0  # how often `pause` cancelled the subscription
         self._channel: AbstractChannel | None = None
@@ -124,11 +128,6 @@ class Consumer:
         self._queue = await self._channel.declare_queue(self.queue_name, passive=True)
         self._consumer_tag = await self._queue.consume(self._on_message, no_ack=False)
         log.info("consumer_started", queue=self.queue_name, prefetch=self._prefetch)
-
-    @property
-    def in_flight(self) -> int:
-        """Deliveries received and not yet settled."""
-        return len(self._in_flight)
 
     @property
     def paused(self) -> bool:

@@ -37,6 +37,7 @@ log = structlog.get_logger(__name__)
 
 _RECHECK_S = 0.5  # while paused, how often the high queue is looked at when nothing happens
 _PROBE_TIMEOUT_S = 5.0
+_PROBE_SPACING_S = 0.05
 
 
 class PriorityGate:
@@ -155,8 +156,11 @@ class PriorityConsumers:
                 async with asyncio.timeout(_PROBE_TIMEOUT_S):
                     if self.gate.high_waiting:
                         await self.normal.pause()
-                    elif self.normal.paused and not await self._high_ready():
-                        await self.normal.resume()
+                    elif self.normal.paused:
+                        if not await self._high_ready():
+                            await self.normal.resume()
+                        else:  # a long burst: ask the broker at most every _PROBE_SPACING_S
+                            await asyncio.sleep(_PROBE_SPACING_S)
             except BROKER_ERRORS as exc:  # TimeoutError among them
                 log.warning("priority_control_failed", error=repr(exc))
 

@@ -77,6 +77,7 @@ async def test_a_node_killed_and_brought_back_under_load_loses_and_duplicates_no
             # Down until every process has moved to another node and carried on there.
             for proc in system.procs.values():
                 await proc.wait_logged("broker_reconnected", timeout_s=30)
+            window["moved"] = time.monotonic()
             await cluster.restart(victim)
             window["up"] = time.monotonic()
 
@@ -98,6 +99,7 @@ async def test_a_node_killed_and_brought_back_under_load_loses_and_duplicates_no
             fault_report,
             deliver_timeout_s=120,
             acknowledged_while_node_down=ok_while_down,
+            processes_moved_after_s=round(window["moved"] - window["down"], 1),
             node_down_s=round(window["up"] - window["down"], 1),
             nodes_running_after=len(running),
         )
