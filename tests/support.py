@@ -62,6 +62,15 @@ def tcp_reachable(host: str, port: int, *, timeout_s: float = 1.0) -> bool:
         return False
 
 
+def reap(proc: subprocess.Popen[bytes], *, timeout_s: float) -> None:
+    """Wait for `proc` to exit; kill it if it has not within `timeout_s`."""
+    try:
+        proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 class EmbeddedMongo:
     """A `secantusd-py` on a free port; in memory unless given a directory to keep data in."""
 
@@ -93,11 +102,7 @@ class EmbeddedMongo:
         """Terminate it."""
         if self._proc is not None:
             self._proc.terminate()
-            try:
-                self._proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait()
+            reap(self._proc, timeout_s=10)
 
 
 @dataclass

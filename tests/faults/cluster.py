@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.support import free_port, tcp_reachable
+from tests.support import free_port, reap, tcp_reachable
 
 _BOOT_S = 90.0  # a node boots in ~5 s alone; three at once on two busy cores take longer
 _CTL_S = 120.0
@@ -299,16 +299,8 @@ class RabbitCluster:
                 os.kill(pid, signal.SIGKILL)
         for node in self.nodes:
             if node.proc is not None:
-                try:
-                    node.proc.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    node.proc.kill()
-                    node.proc.wait()
+                reap(node.proc, timeout_s=15)
         if self._epmd is not None:
             self._epmd.terminate()
-            try:
-                self._epmd.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self._epmd.kill()
-                self._epmd.wait()
+            reap(self._epmd, timeout_s=5)
         shutil.rmtree(self.root, ignore_errors=True)

@@ -23,7 +23,7 @@ import httpx
 from shared.db.client import Database, connect_database
 from shared.messaging.broker import connect_first
 from shared.messaging.topology import Topology
-from tests.support import delete_broker_objects, drop_database, free_port, wait_for
+from tests.support import delete_broker_objects, drop_database, free_port, reap, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -73,11 +73,7 @@ class Proc:
         if self.popen is None or self.popen.poll() is not None:
             return
         self.popen.terminate()
-        try:
-            self.popen.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.popen.kill()
-            self.popen.wait()
+        reap(self.popen, timeout_s=15)
 
     async def wait_logged(self, event: str, timeout_s: float = 10) -> None:
         """Until its log holds a line with `event` (the processes log JSON events)."""

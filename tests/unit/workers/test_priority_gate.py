@@ -13,17 +13,18 @@ async def _hold(gate: PriorityGate, *, high: bool, name: str, order: list[str]) 
         await asyncio.sleep(0)
 
 
+async def _busy(gate: PriorityGate, release: asyncio.Event, order: list[str], name: str) -> None:
+    """Hold a normal slot until `release` is set."""
+    async with gate.slot(high=False):
+        order.append(name)
+        await release.wait()
+
+
 async def test_a_freed_slot_goes_to_a_waiting_high_request_first() -> None:
     gate = PriorityGate(2)
     order: list[str] = []
     release = asyncio.Event()
-
-    async def busy(name: str) -> None:
-        async with gate.slot(high=False):
-            order.append(name)
-            await release.wait()
-
-    holders = [asyncio.create_task(busy(f"busy{i}")) for i in range(2)]
+    holders = [asyncio.create_task(_busy(gate, release, order, f"busy{i}")) for i in range(2)]
     await asyncio.sleep(0)
     assert gate.free == 0
     # Normal requests queue first, then high ones: the high ones still go first.
@@ -47,12 +48,7 @@ async def test_a_cancelled_waiter_leaves_no_slot_behind() -> None:
     gate = PriorityGate(1)
     order: list[str] = []
     release = asyncio.Event()
-
-    async def busy() -> None:
-        async with gate.slot(high=False):
-            await release.wait()
-
-    holder = asyncio.create_task(busy())
+    holder = asyncio.create_task(_busy(gate, release, order, "busy"))
     await asyncio.sleep(0)
     cancelled = asyncio.create_task(_hold(gate, high=True, name="gone", order=order))
     after = asyncio.create_task(_hold(gate, high=False, name="after", order=order))
@@ -62,7 +58,7 @@ async def test_a_cancelled_waiter_leaves_no_slot_behind() -> None:
     async with asyncio.timeout(5):
         await asyncio.gather(holder, after)
     assert cancelled.cancelled()
-    assert order == ["after"]
+    assert order == ["busy", "after"]
     assert gate.free == 1
 
 
@@ -98,12 +94,7 @@ async def test_waiting_high_requests_are_counted_and_announced() -> None:
     gate = PriorityGate(1, on_change=lambda: changes.append(gate.high_waiting))
     release = asyncio.Event()
     order: list[str] = []
-
-    async def busy() -> None:
-        async with gate.slot(high=False):
-            await release.wait()
-
-    holder = asyncio.create_task(busy())
+    holder = asyncio.create_task(_busy(gate, release, order, "busy"))
     await asyncio.sleep(0)
     normal = asyncio.create_task(_hold(gate, high=False, name="n", order=order))
     await asyncio.sleep(0)
@@ -115,4 +106,4 @@ async def test_waiting_high_requests_are_counted_and_announced() -> None:
     async with asyncio.timeout(5):
         await asyncio.gather(holder, normal, high)
     assert changes == [1, 0]
-    assert order == ["h", "n"]
+    assert order == ["busy", "h", "n"]
