@@ -96,7 +96,7 @@ def create_app(settings: Settings, *, hooks: PipelineHooks | None = None) -> Fas
         )
         broker = Broker(
             url=settings.rabbitmq_url,
-            topology=Topology(settings.prefix),
+            topology=Topology(settings.prefix, quorum=settings.quorum_queues),
             publish_timeout_s=settings.publish_timeout_s,
         )
         await db.wait_ready()

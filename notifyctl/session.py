@@ -52,7 +52,7 @@ def run(work: Callable[[DeadLetters], Awaitable[int]]) -> None:
             ops = DeadLetters(
                 db=db,
                 amqp_url=settings.rabbitmq_url,
-                topology=Topology(settings.prefix),
+                topology=Topology(settings.prefix, quorum=settings.quorum_queues),
                 timeout_s=settings.publish_timeout_s,
                 lock_wait_s=settings.publish_timeout_s,
             )

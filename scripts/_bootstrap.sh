@@ -64,13 +64,14 @@ _bs_ensure_installed() {
     printf '%s\n' "$want" >"$stamp"
 }
 
-# Prints "host port" from RABBITMQ_URL (default amqp://guest:guest@127.0.0.1:5672/).
+# Prints "host port" from RABBITMQ_URL (default amqp://guest:guest@127.0.0.1:5672/); of its
+# first node when it lists a cluster's nodes, comma-separated.
 _bs_rabbitmq_address() {
     .venv/bin/python - "${RABBITMQ_URL:-amqp://guest:guest@127.0.0.1:5672/}" <<'PY'
 import sys
 from urllib.parse import urlsplit
 
-url = urlsplit(sys.argv[1])
+url = urlsplit(sys.argv[1].split(",")[0].strip())
 default = 5671 if url.scheme == "amqps" else 5672
 print(url.hostname or "127.0.0.1", url.port or default)
 PY

@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.domain import Channel
+from shared.messaging.nodes import node_urls
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,10 +31,15 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="NOTIFY_", extra="ignore")
 
     environment: Literal["development", "test", "production"] = "development"
+    # One URL, or a cluster's nodes separated by commas: processes connect to the first that
+    # answers and move to the next when their node goes away (shared/messaging/nodes.py).
     rabbitmq_url: str = Field(
         default="amqp://guest:guest@127.0.0.1:5672/",
         validation_alias="RABBITMQ_URL",
     )
+    # Replicated quorum queues for the channel, digest and fan-out queues (for a cluster);
+    # priority 4-5 then goes to `<channel>.high.queue`. Off: classic queues, one node.
+    quorum_queues: bool = False
     mongodb_url: str = Field(default="mongodb://127.0.0.1:27017", validation_alias="MONGODB_URL")
     # Empty by default, so a default deployment has exactly the spec's names (`email.queue`,
     # `notifications.direct`); tests and side-by-side deployments set one.
@@ -84,6 +90,12 @@ class Settings(BaseSettings):
     maintenance_batch: int = Field(default=500, ge=1)
     # Lifecycle.
     shutdown_timeout_s: float = Field(default=30.0, gt=0)
+
+    @field_validator("rabbitmq_url")
+    @classmethod
+    def _amqp_urls(cls, value: str) -> str:
+        node_urls(value)
+        return value
 
     @model_validator(mode="after")
     def _refuse_placeholder_secret(self) -> Settings:

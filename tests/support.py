@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-import aio_pika
 import httpx
 import uvicorn
 from pymongo import AsyncMongoClient
@@ -24,6 +23,7 @@ from pymongo import AsyncMongoClient
 from api.app import create_app
 from shared.db.client import Database, connect_database
 from shared.domain import Channel
+from shared.messaging.broker import connect_first
 from shared.messaging.topology import Topology
 from shared.settings import Settings
 from workers.process import WorkerProcess
@@ -62,6 +62,15 @@ def tcp_reachable(host: str, port: int, *, timeout_s: float = 1.0) -> bool:
         return False
 
 
+def reap(proc: subprocess.Popen[bytes], *, timeout_s: float) -> None:
+    """Wait for `proc` to exit; kill it if it has not within `timeout_s`."""
+    try:
+        proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 class EmbeddedMongo:
     """A `secantusd-py` on a free port; in memory unless given a directory to keep data in."""
 
@@ -93,11 +102,7 @@ class EmbeddedMongo:
         """Terminate it."""
         if self._proc is not None:
             self._proc.terminate()
-            try:
-                self._proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait()
+            reap(self._proc, timeout_s=10)
 
 
 @dataclass
@@ -176,8 +181,8 @@ class System:
 
 
 async def delete_broker_objects(url: str, topology: Topology) -> None:
-    """Remove every queue and exchange of a test prefix."""
-    connection = await aio_pika.connect(url)
+    """Remove every queue and exchange of a test prefix (`url` may list several nodes)."""
+    connection = await connect_first(url, timeout_s=5)
     async with connection:
         for name in topology.all_queues():
             channel = await connection.channel()

@@ -16,12 +16,17 @@ On `stop` the consumer cancels its subscription, waits (bounded) for in-flight d
 then asks the handler to `abandon` what is still running and nacks those messages back.
 aio-pika's robust connection restores the subscription after a reconnect, because the queue
 is declared (passively) through the robust channel.
+
+Several consumers can share a `Gate` (their handlers then run only in its slots), and a
+consumer can be paused and resumed: that is how a worker takes a high queue first
+(`workers/priority.py`).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol
@@ -76,16 +81,37 @@ class MessageHandler(Protocol):
         ...
 
 
+class Gate(Protocol):
+    """Concurrency shared by several consumers (`workers/priority.py`)."""
+
+    def slot(self, *, high: bool) -> AbstractAsyncContextManager[None]:
+        """Hold one slot while a handler runs."""
+        ...
+
+
 class Consumer:
-    """Consumes one queue with `prefetch` messages in flight."""
+    """Consumes one queue with `prefetch` messages in flight (each through `gate`, if any)."""
 
     def __init__(
-        self, *, broker: Broker, queue: str, handler: MessageHandler, prefetch: int
+        self,
+        *,
+        broker: Broker,
+        queue: str,
+        handler: MessageHandler,
+        prefetch: int,
+        gate: Gate | None = None,
+        high: bool = False,
+        on_change: Callable[[], None] | None = None,
     ) -> None:
         self.queue_name = queue
         self._broker = broker
         self._handler = handler
         self._prefetch = prefetch
+        self._gate = gate
+        self._high = high
+        self._on_change = on_change  # told whenever a delivery arrives or is settled
+        self._stopping = False
+        self.pauses = 0  # how often `pause` cancelled the subscription
         self._channel: AbstractChannel | None = None
         self._queue: AbstractQueue | None = None
         self._consumer_tag: str | None = None
@@ -103,6 +129,25 @@ class Consumer:
         self._consumer_tag = await self._queue.consume(self._on_message, no_ack=False)
         log.info("consumer_started", queue=self.queue_name, prefetch=self._prefetch)
 
+    @property
+    def paused(self) -> bool:
+        """True while subscribed to nothing (paused, or not started)."""
+        return self._consumer_tag is None
+
+    async def pause(self) -> None:
+        """Receive nothing new; deliveries in flight carry on and are settled as usual."""
+        if self._queue is not None and self._consumer_tag is not None:
+            tag, self._consumer_tag = self._consumer_tag, None
+            self.pauses += 1
+            await self._queue.cancel(tag)
+            log.debug("consumer_paused", queue=self.queue_name)
+
+    async def resume(self) -> None:
+        """Subscribe again after `pause` (not after `stop`)."""
+        if self._queue is not None and self._consumer_tag is None and not self._stopping:
+            self._consumer_tag = await self._queue.consume(self._on_message, no_ack=False)
+            log.debug("consumer_resumed", queue=self.queue_name)
+
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
         inbound = _parse(message)
         if inbound is None:
@@ -113,12 +158,16 @@ class Consumer:
         self._in_flight[task] = (message, inbound)
         self._idle.clear()
         task.add_done_callback(self._done)
+        if self._on_change is not None:
+            self._on_change()
         await asyncio.shield(task)
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._in_flight.pop(task, None)
         if not self._in_flight:
             self._idle.set()
+        if self._on_change is not None:
+            self._on_change()
         if not task.cancelled() and task.exception() is not None:
             log.error("delivery_task_failed", error=repr(task.exception()))
 
@@ -134,7 +183,8 @@ class Consumer:
         )
         try:
             try:
-                handling = await self._handler.handle(inbound)
+                async with self._gate.slot(high=self._high) if self._gate else nullcontext():
+                    handling = await self._handler.handle(inbound)
             except Exception:
                 log.exception("handler_failed")
                 handling = Handling.REQUEUE
@@ -163,9 +213,11 @@ class Consumer:
         (e.g. PROCESSING → QUEUED) and their messages are nacked back onto the queue, so
         another process takes them at once instead of after a lease.
         """
+        self._stopping = True
         if self._queue is not None and self._consumer_tag is not None:
             try:
-                await self._queue.cancel(self._consumer_tag)
+                tag, self._consumer_tag = self._consumer_tag, None
+                await self._queue.cancel(tag)
             except Exception as exc:  # the channel may already be gone; unacked messages requeue
                 log.warning("consumer_cancel_failed", error=repr(exc))
         log.info("worker_draining", queue=self.queue_name, in_flight=len(self._in_flight))

@@ -44,7 +44,7 @@ async def connect_services(settings: Settings) -> tuple[Database, Broker]:
     await db.wait_ready()
     broker = Broker(
         url=settings.rabbitmq_url,
-        topology=Topology(settings.prefix),
+        topology=Topology(settings.prefix, quorum=settings.quorum_queues),
         publish_timeout_s=settings.publish_timeout_s,
     )
     await broker.connect()

@@ -8,10 +8,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from shared.domain import Channel
-from workers.consumer import Consumer
 from workers.context import WorkerContext
 from workers.delivery.handler import DeliveryHandler
 from workers.maintenance import maintenance_services
+from workers.priority import channel_consumers
 from workers.service import Service
 
 RoleFactory = Callable[[WorkerContext], list[Service]]
@@ -20,9 +20,9 @@ RoleFactory = Callable[[WorkerContext], list[Service]]
 def _channel_role(channel: Channel) -> RoleFactory:
     def services(ctx: WorkerContext) -> list[Service]:
         return [
-            Consumer(
+            channel_consumers(
                 broker=ctx.broker,
-                queue=ctx.broker.topology.queue(channel),
+                channel=channel,
                 handler=DeliveryHandler(ctx, channel),
                 prefetch=ctx.settings.worker_prefetch,
             )

@@ -28,7 +28,6 @@ import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import aio_pika
 import aiormq
 import structlog
 from aio_pika.abc import (
@@ -41,7 +40,7 @@ from aio_pika.abc import (
 from shared.dlq.model import DeadLetter
 from shared.domain import Channel
 from shared.errors import BrokerUnavailable, Busy
-from shared.messaging.broker import BROKER_ERRORS
+from shared.messaging.broker import BROKER_ERRORS, connect_first
 from shared.messaging.topology import Topology
 
 log = structlog.get_logger(__name__)
@@ -52,10 +51,10 @@ _POLL_S = 0.02
 
 @asynccontextmanager
 async def connect(url: str, *, timeout_s: float) -> AsyncIterator[AbstractConnection]:
-    """An operation's own connection (its lock lives and dies with it)."""
+    """An operation's own connection (its lock lives and dies with it), to the first node of
+    `url` that answers."""
     try:
-        async with asyncio.timeout(timeout_s + 1):
-            connection = await aio_pika.connect(url, timeout=timeout_s)
+        connection = await connect_first(url, timeout_s=timeout_s)
     except BROKER_ERRORS as exc:
         raise BrokerUnavailable(f"cannot connect to RabbitMQ: {type(exc).__name__}") from exc
     try:

@@ -178,11 +178,15 @@ class Replayer:
         return isinstance(confirmation, aiormq.spec.Basic.Ack)
 
     def _target_queue(self, letter: DeadLetter) -> str:
-        return letter.info.original_queue or self._topology.queue(letter.channel)
+        t, channel = self._topology, letter.channel
+        original = letter.info.original_queue or t.queue(channel)
+        if original == t.high_queue(channel) and not t.quorum:
+            return t.queue(channel)  # quorum queues were switched off since: no high queue now
+        return original
 
     def _queue_problem(self, letter: DeadLetter) -> str | None:
-        # Only the work queue of the DLQ's own channel: a header naming anything else (another
+        # Only a work queue of the DLQ's own channel: a header naming anything else (another
         # channel, another deployment's prefix) must not route a message there.
-        if self._target_queue(letter) != self._topology.queue(letter.channel):
+        if self._target_queue(letter) not in self._topology.work_queues(letter.channel):
             return "unknown_original_queue"
         return None

@@ -1,4 +1,8 @@
-"""One robust RabbitMQ connection per process: confirmed publishing and consumer channels."""
+"""One robust RabbitMQ connection per process: confirmed publishing and consumer channels.
+
+`url` may list a cluster's nodes, comma-separated (`shared/messaging/nodes.py`): the process
+connects to the first that answers and moves to the next one whenever its node goes away.
+"""
 
 from __future__ import annotations
 
@@ -10,14 +14,25 @@ import aio_pika
 import aiormq
 import orjson
 import structlog
-from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractRobustConnection
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractConnection,
+    AbstractExchange,
+    AbstractRobustConnection,
+)
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from shared.domain import Channel
 from shared.errors import BrokerUnavailable
+from shared.messaging.nodes import NodeListConnection, node_urls
 from shared.messaging.topology import Topology, declare_topology, delay_routing_key
 
 log = structlog.get_logger(__name__)
+
+CONNECT_TIMEOUT_S = 5.0
+# Between reconnect attempts (aio-pika's default is 5 s): with a node list, the next attempt
+# goes to another node, so a short pause is what moves a process off a dead node quickly.
+RECONNECT_INTERVAL_S = 1.0
 
 BROKER_ERRORS: tuple[type[BaseException], ...] = (
     aio_pika.exceptions.AMQPError,
@@ -33,7 +48,7 @@ class Broker:
     """Owns the connection, a confirming publish channel and the declared topology."""
 
     def __init__(self, *, url: str, topology: Topology, publish_timeout_s: float) -> None:
-        self._url = url
+        self._urls = node_urls(url)
         self.topology = topology
         self._publish_timeout_s = publish_timeout_s
         self._connection: AbstractRobustConnection | None = None
@@ -48,7 +63,10 @@ class Broker:
         return self._connection
 
     async def connect(self, *, wait_s: float = 30.0) -> None:
-        """Connect (retrying for up to `wait_s`), open the publish channel, declare topology."""
+        """Connect (retrying for up to `wait_s`), open the publish channel, declare topology.
+
+        Each attempt tries the next node of the list, so one node down delays nothing.
+        """
         async for attempt in AsyncRetrying(
             stop=stop_after_delay(wait_s),
             wait=wait_exponential(multiplier=0.2, max=2),
@@ -56,17 +74,29 @@ class Broker:
             reraise=True,
         ):
             with attempt:
-                self._connection = await aio_pika.connect_robust(self._url, timeout=5)
+                connection = NodeListConnection(
+                    self._urls,
+                    first=attempt.retry_state.attempt_number - 1,
+                    reconnect_interval=RECONNECT_INTERVAL_S,
+                )
+                await connection.connect(timeout=CONNECT_TIMEOUT_S)
+                self._connection = connection
         self.connection.reconnect_callbacks.add(self._on_reconnect)
         channel = await self.connection.channel(publisher_confirms=True)
         self._channel = channel
         # Declared through a robust channel, so aio-pika declares it all again (exchanges,
         # queues, bindings) on every reconnect, before consumers are restored.
         self._exchanges = await declare_topology(channel, self.topology)
-        log.info("broker_connected", prefix=self.topology.prefix)
+        log.info("broker_connected", prefix=self.topology.prefix, node=self.node)
+
+    @property
+    def node(self) -> str | None:
+        """`host:port` of the node the connection uses (or tries next), once connected."""
+        connection = self._connection
+        return connection.node if isinstance(connection, NodeListConnection) else None
 
     def _on_reconnect(self, *_: Any) -> None:
-        log.info("broker_reconnected", prefix=self.topology.prefix)
+        log.info("broker_reconnected", prefix=self.topology.prefix, node=self.node)
 
     async def close(self) -> None:
         """Close the connection (channels close with it)."""
@@ -122,12 +152,15 @@ class Broker:
         correlation_id: str | None,
         delay_s: int = 0,
     ) -> None:
-        """Send a notification message to its channel's queue, now or after `delay_s`."""
+        """Send a notification message to its channel's queue, now or after `delay_s`.
+
+        With quorum queues, priority 4-5 goes to the channel's high queue (topology.py).
+        """
         headers = {"correlation_id": correlation_id, "attempt": body.get("attempt", 1)}
         if delay_s <= 0:
             await self.publish(
                 exchange=self.topology.direct_exchange,
-                routing_key=channel.value,
+                routing_key=self.topology.work_routing_key(channel, priority),
                 body=body,
                 headers=headers,
                 priority=priority,
@@ -135,7 +168,9 @@ class Broker:
                 correlation_id=correlation_id,
             )
             return
-        level, key = delay_routing_key(delay_s=delay_s, destination=self.topology.queue(channel))
+        level, key = delay_routing_key(
+            delay_s=delay_s, destination=self.topology.work_queue(channel, priority)
+        )
         await self.publish(
             exchange=self.topology.delay_level(level),
             routing_key=key,
@@ -153,3 +188,16 @@ class Broker:
             return self._exchanges[name]
         except KeyError:
             raise BrokerUnavailable(f"exchange {name} not declared") from None
+
+
+async def connect_first(url: str, *, timeout_s: float) -> AbstractConnection:
+    """A plain (not robust) connection to the first node of `url` that answers."""
+    failure: BaseException | None = None
+    for node in node_urls(url):
+        try:
+            async with asyncio.timeout(timeout_s + 1):
+                return await aio_pika.connect(node, timeout=timeout_s)
+        except BROKER_ERRORS as exc:
+            failure = exc
+    assert failure is not None  # node_urls never returns an empty list
+    raise failure

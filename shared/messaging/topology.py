@@ -3,11 +3,17 @@
 Nothing else in the code spells a name: call the functions here. With the default empty
 prefix the names are the spec's own (`notifications.direct`, `email.queue`); a prefix (tests,
 several deployments on one broker) goes in front of every name: `t1a2b.email.queue`.
+
+Classic queues (the default, for a single node) carry the seed's priority 1-5 themselves
+(`x-max-priority`). With `quorum` (a RabbitMQ cluster: `NOTIFY_QUORUM_QUEUES`), every durable
+work queue is a replicated quorum queue; RabbitMQ 3.10 quorum queues refuse `x-max-priority`,
+so priority 4-5 goes to the channel's `<channel>.high.queue`, which its worker takes first.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractQueue
@@ -16,13 +22,15 @@ from shared.domain import Channel
 
 DELAY_LEVELS = 28  # 2^28 s ≈ 8.5 years: any delay from 1 s up to that
 MAX_PRIORITY = 5
+HIGH_PRIORITY = 4  # from here up, a quorum topology routes to the channel's high queue
 
 
 @dataclass(frozen=True, slots=True)
 class Topology:
-    """Names of every exchange and queue for one prefix."""
+    """Names of every exchange and queue for one prefix; `quorum` for a RabbitMQ cluster."""
 
     prefix: str
+    quorum: bool = False
 
     def _name(self, name: str) -> str:
         return f"{self.prefix}.{name}" if self.prefix else name
@@ -61,6 +69,36 @@ class Topology:
         """A channel's work queue, e.g. `email.queue`."""
         return self._name(f"{channel.value}.queue")
 
+    def high_queue(self, channel: Channel) -> str:
+        """A channel's queue for priority 4-5 when the work queues are quorum queues."""
+        return self._name(f"{channel.value}.high.queue")
+
+    def work_queues(self, channel: Channel) -> list[str]:
+        """The queues a channel's worker consumes: the high one first, where there is one."""
+        if self.quorum:
+            return [self.high_queue(channel), self.queue(channel)]
+        return [self.queue(channel)]
+
+    def work_queue(self, channel: Channel, priority: int) -> str:
+        """The queue a message of `priority` for `channel` goes to."""
+        if self.quorum and priority >= HIGH_PRIORITY:
+            return self.high_queue(channel)
+        return self.queue(channel)
+
+    def work_routing_key(self, channel: Channel, priority: int) -> str:
+        """Routing key on the direct exchange for a message of `priority` for `channel`."""
+        if self.quorum and priority >= HIGH_PRIORITY:
+            return f"{channel.value}.high"
+        return channel.value
+
+    def work_queue_arguments(self, *, priority: bool) -> dict[str, Any]:
+        """Arguments of a durable work queue: quorum, else classic v2 (with priorities)."""
+        if self.quorum:
+            return {"x-queue-type": "quorum"}
+        if priority:
+            return {"x-queue-version": 2, "x-max-priority": MAX_PRIORITY}
+        return {"x-queue-version": 2}
+
     def dlq(self, channel: Channel) -> str:
         """A channel's dead-letter queue."""
         return self._name(f"{channel.value}.dlq")
@@ -85,7 +123,8 @@ class Topology:
 
     def all_queues(self) -> list[str]:
         """Every queue this topology declares (for teardown and health checks)."""
-        names = [self.queue(c) for c in Channel] + [self.dlq(c) for c in Channel]
+        names = [q for c in Channel for q in self.work_queues(c)]
+        names += [self.dlq(c) for c in Channel]
         names += [self.digest_queue, self.fanout_queue]
         names += [self.delay_level(level) for level in range(DELAY_LEVELS)]
         return names
@@ -132,13 +171,13 @@ async def declare_topology(
     await exchange(t.realtime_exchange, aio_pika.ExchangeType.TOPIC)
 
     for ch in Channel:
-        work: AbstractQueue = await channel.declare_queue(
-            t.queue(ch),
-            durable=True,
-            arguments={"x-queue-version": 2, "x-max-priority": MAX_PRIORITY},
-        )
-        await work.bind(direct, routing_key=ch.value)
-        await work.bind(delivery, routing_key=f"#.{t.queue(ch)}")
+        for priority in (1, HIGH_PRIORITY) if t.quorum else (1,):
+            name = t.work_queue(ch, priority)
+            work: AbstractQueue = await channel.declare_queue(
+                name, durable=True, arguments=t.work_queue_arguments(priority=True)
+            )
+            await work.bind(direct, routing_key=t.work_routing_key(ch, priority))
+            await work.bind(delivery, routing_key=f"#.{name}")
         dead = await channel.declare_queue(
             t.dlq(ch), durable=True, arguments={"x-queue-type": "quorum"}
         )
@@ -150,7 +189,7 @@ async def declare_topology(
     ):
         exchange_obj = await exchange(name, aio_pika.ExchangeType.DIRECT)
         queue = await channel.declare_queue(
-            queue_name, durable=True, arguments={"x-queue-version": 2}
+            queue_name, durable=True, arguments=t.work_queue_arguments(priority=False)
         )
         await queue.bind(exchange_obj, routing_key=queue_name)
         await queue.bind(delivery, routing_key=f"#.{queue_name}")

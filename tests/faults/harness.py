@@ -18,12 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import aio_pika
 import httpx
 
 from shared.db.client import Database, connect_database
+from shared.messaging.broker import connect_first
 from shared.messaging.topology import Topology
-from tests.support import delete_broker_objects, drop_database, free_port, wait_for
+from tests.support import delete_broker_objects, drop_database, free_port, reap, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -73,11 +73,7 @@ class Proc:
         if self.popen is None or self.popen.poll() is not None:
             return
         self.popen.terminate()
-        try:
-            self.popen.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.popen.kill()
-            self.popen.wait()
+        reap(self.popen, timeout_s=15)
 
     async def wait_logged(self, event: str, timeout_s: float = 10) -> None:
         """Until its log holds a line with `event` (the processes log JSON events)."""
@@ -108,6 +104,12 @@ class ProcessSystem:
     api_key: str = field(default_factory=lambda: f"nk_fault_{secrets.token_urlsafe(16)}")
     api_port: int = field(default_factory=free_port)
     procs: dict[str, Proc] = field(default_factory=dict)
+
+    @property
+    def topology(self) -> Topology:
+        """This system's broker names (quorum queues when its settings say so)."""
+        quorum = self.settings_env.get("NOTIFY_QUORUM_QUEUES", "").lower() in ("1", "true")
+        return Topology(self.prefix, quorum=quorum)
 
     @property
     def base_url(self) -> str:
@@ -202,12 +204,12 @@ class ProcessSystem:
     async def wait_queues_drained(self, timeout_s: float = 30) -> None:
         """Until every queue of this system (work, delay levels, DLQs) holds no message, so
         nothing is left that could still reach a provider."""
-        connection = await aio_pika.connect(self.rabbitmq_url)
+        connection = await connect_first(self.rabbitmq_url, timeout_s=5)
         async with connection:
             channel = await connection.channel()
 
             async def drained() -> bool:
-                for name in Topology(self.prefix).all_queues():
+                for name in self.topology.all_queues():
                     queue = await channel.declare_queue(name, passive=True)
                     if queue.declaration_result.message_count:
                         return False
@@ -237,7 +239,7 @@ class ProcessSystem:
         """Stop every child (SIGTERM), then remove this system's broker objects and database."""
         for proc in self.procs.values():
             proc.stop()
-        await delete_broker_objects(self.rabbitmq_url, Topology(self.prefix))
+        await delete_broker_objects(self.rabbitmq_url, self.topology)
         try:
             await drop_database(self.mongodb_url, self.database_name)
         except Exception as exc:  # a database the test killed for good

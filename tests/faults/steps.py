@@ -54,6 +54,11 @@ def accepted_mails(sendgrid: FakeSendGrid) -> Counter[str]:
     return Counter(m["custom_args"]["notification_id"] for m in sendgrid.mails)
 
 
+def delivered_labels(sendgrid: FakeSendGrid) -> Counter[str]:
+    """Mails the fake accepted, per subject: the label each request was sent with."""
+    return Counter(str(m.get("subject")) for m in sendgrid.mails)
+
+
 async def all_records(db: Database) -> list[Doc]:
     """Every notification record of the bootstrap tenant."""
     return [d async for d in db.notifications.col.find({"tenant_id": TENANT})]

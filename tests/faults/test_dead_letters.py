@@ -20,7 +20,15 @@ from shared.db.base import Doc
 from shared.db.client import Database
 from tests.fakes.sendgrid import FakeSendGrid
 from tests.faults.harness import ProcessSystem
-from tests.faults.steps import SEND, all_records, email_body, provider_calls, setup_email
+from tests.faults.report import tally
+from tests.faults.steps import (
+    SEND,
+    all_records,
+    delivered_labels,
+    email_body,
+    provider_calls,
+    setup_email,
+)
 from tests.support import wait_for
 
 pytestmark = pytest.mark.timeout(180)
@@ -56,6 +64,7 @@ async def test_permanent_400_dead_letters_then_replays_after_the_fix(
     sendgrid: FakeSendGrid,
     fault_report: Callable[..., None],
 ) -> None:
+    """Provider refusing permanently (400): dead-lettered, replayed once fixed."""
     system = make_system()
     system.start_worker("email")
     await system.start_api()
@@ -119,9 +128,13 @@ async def test_permanent_400_dead_letters_then_replays_after_the_fix(
         code, remaining = await _notifyctl(system, "dlq", "list", "--json")
         assert code == 0, remaining
         calls = provider_calls(sendgrid)
+        counts = tally(
+            acknowledged=[f"m{i}" for i in range(sends)],
+            unacknowledged=[],
+            deliveries=delivered_labels(sendgrid),
+        )
         fault_report(
-            requests_sent=sends,
-            answered_200=sends,
+            **counts.columns(),
             dead_lettered=len(letters),
             replayed_by_rpc=1,
             left_untouched_in_order=len(untouched),

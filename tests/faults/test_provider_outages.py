@@ -11,10 +11,12 @@ import pytest
 from shared.db.client import Database
 from tests.fakes.sendgrid import FakeSendGrid
 from tests.faults.harness import ProcessSystem, send_stream
+from tests.faults.report import tally
 from tests.faults.steps import (
     SEND,
     accepted_mails,
     all_records,
+    delivered_labels,
     email_body,
     provider_calls,
     setup_email,
@@ -30,6 +32,7 @@ async def test_provider_503_for_a_while_then_recovered_delivers_everything_once(
     sendgrid: FakeSendGrid,
     fault_report: Callable[..., None],
 ) -> None:
+    """Provider answering 503 for a while (the circuit opens, then everything goes once)."""
     system = make_system(NOTIFY_RETRY_MAX_ATTEMPTS="6", NOTIFY_CIRCUIT_FAILURE_THRESHOLD="5")
     system.start_worker("email")
     system.start_worker("maintenance")
@@ -55,9 +58,13 @@ async def test_provider_503_for_a_while_then_recovered_delivers_everything_once(
         ids = {d["_id"] for d in await all_records(db)}
         delivered = await wait_all_delivered(db, ids, timeout_s=60)
         mails = accepted_mails(sendgrid)
+        counts = tally(
+            acknowledged=[f"m{i}" for i, (status, _) in enumerate(results) if status == 200],
+            unacknowledged=[f"m{i}" for i, (status, _) in enumerate(results) if status != 200],
+            deliveries=delivered_labels(sendgrid),
+        )
         fault_report(
-            requests_sent=sends,
-            answered_200=sends,
+            **counts.columns(),
             records_delivered=len(delivered),
             provider_calls=sum(provider_calls(sendgrid).values()),
             calls_refused_with_503=failed_calls,
@@ -77,6 +84,7 @@ async def test_429_with_retry_after_3_is_not_retried_before_3_s(
     sendgrid: FakeSendGrid,
     fault_report: Callable[..., None],
 ) -> None:
+    """Provider answering 429 with Retry-After: 3 (no retry before 3 s)."""
     system = make_system()
     system.start_worker("email")
     await system.start_api()
@@ -90,7 +98,11 @@ async def test_429_with_retry_after_3_is_not_retried_before_3_s(
         [record] = await wait_all_delivered(db, ids, timeout_s=30)
         arrivals = [r.received_at for r in sendgrid.requests]
         gaps = [round(b - a, 2) for a, b in itertools.pairwise(arrivals)]
+        counts = tally(
+            acknowledged=["limited"], unacknowledged=[], deliveries=delivered_labels(sendgrid)
+        )
         fault_report(
+            **counts.columns(),
             provider_calls=len(arrivals),
             gaps_between_attempts_s=gaps,
             outcomes=[a["outcome"] for a in record["attempts"]],

@@ -149,7 +149,7 @@ class DeadLetterWriter:
             reason=reason,
             detail=detail,
             attempts=attempts,
-            original_queue=self.topology.queue(channel),
+            original_queue=self.topology.work_queue(channel, priority),
             failed_at=failed,
             tenant_id=tenant_id,
             transaction_id=record["transaction_id"],

@@ -135,7 +135,7 @@ class Settler:
                 reason=verdict.reason or verdict.status.value.lower(),
                 detail=verdict.detail,
                 attempts=count,
-                original_queue=topology.queue(record.channel),
+                original_queue=topology.work_queue(record.channel, record.priority),
                 failed_at=datetime.now(UTC),
                 tenant_id=record.tenant_id,
                 transaction_id=record.transaction_id,
