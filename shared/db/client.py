@@ -14,6 +14,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, w
 from shared.db.api_keys import ApiKeysRepo
 from shared.db.dead_letter_operations import DeadLetterOperationsRepo
 from shared.db.inbox import InboxRepo
+from shared.db.inbox_streams import InboxStreamsRepo
 from shared.db.notifications import NotificationsRepo
 from shared.db.outbox import DevOutboxRepo
 from shared.db.providers import ProvidersRepo
@@ -39,6 +40,7 @@ class Database:
     inbox: InboxRepo
     dev_outbox: DevOutboxRepo
     dead_letter_operations: DeadLetterOperationsRepo
+    inbox_streams: InboxStreamsRepo
 
     async def ensure_indexes(self) -> None:
         """Create every collection's indexes (idempotent)."""
@@ -51,6 +53,7 @@ class Database:
             self.inbox,
             self.dev_outbox,
             self.dead_letter_operations,
+            self.inbox_streams,
         ):
             await repo.ensure_indexes()
 
@@ -105,4 +108,5 @@ def connect_database(
         inbox=InboxRepo(db),
         dev_outbox=DevOutboxRepo(db),
         dead_letter_operations=DeadLetterOperationsRepo(db),
+        inbox_streams=InboxStreamsRepo(db),
     )
