@@ -9,11 +9,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+import uvicorn
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from api.app import create_app
+from api.routes.inbox import WS_PATH
+from shared.settings import Settings
 from tests.integration.helpers import ok_rpc, wait_final_status
-from tests.support import Tenant
+from tests.support import Tenant, free_port
 
 Frame = dict[str, Any]
 
@@ -75,9 +79,7 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-async def session_rpc(
-    base_url: str, token: str, name: str, body: dict[str, Any]
-) -> httpx.Response:
+async def session_rpc(base_url: str, token: str, name: str, body: dict[str, Any]) -> httpx.Response:
     """An inbox RPC called with a session token and nothing else."""
     async with httpx.AsyncClient(base_url=base_url, timeout=15) as client:
         return await client.post(f"/api/v1/notifications/{name}", json=body, headers=bearer(token))
@@ -162,3 +164,40 @@ async def open_socket(ws_url: str, token: str, *, after: int | None = None) -> S
 def has(kind: str, count: int = 1) -> Callable[[list[Frame]], bool]:
     """At least `count` frames of `kind`."""
     return lambda frames: sum(1 for f in frames if f["type"] == kind) >= count
+
+
+@dataclass
+class ApiServer:
+    """One more API process's worth (its own app, connections and realtime queue) on a port of
+    its own, in this loop: a second API instance for the tests."""
+
+    settings: Settings
+    base_url: str = ""
+    _server: uvicorn.Server | None = None
+    _task: asyncio.Task[None] | None = None
+
+    @property
+    def ws_url(self) -> str:
+        """Its WebSocket URL."""
+        return self.base_url.replace("http:", "ws:") + WS_PATH
+
+    async def start(self) -> None:
+        """Serve, and wait until it listens."""
+        port = free_port()
+        config = uvicorn.Config(
+            create_app(self.settings), host="127.0.0.1", port=port, log_level="warning"
+        )
+        self._server = uvicorn.Server(config)
+        self._task = asyncio.create_task(self._server.serve())
+        async with asyncio.timeout(30):
+            while not self._server.started:
+                if self._task.done():
+                    raise RuntimeError("API did not start")
+                await asyncio.sleep(0.02)
+        self.base_url = f"http://127.0.0.1:{port}"
+
+    async def stop(self) -> None:
+        """Shut down as on SIGTERM."""
+        if self._server is not None and self._task is not None:
+            self._server.should_exit = True
+            await self._task

@@ -79,9 +79,7 @@ async def test_feeds_and_categories_narrow_the_feed(tenant: Tenant) -> None:
     assert titles(await feed(tenant, U1)) == ["promo", "coach", "plain"]
     assert titles(await feed(tenant, U1, feedIds=["default"])) == ["plain"]
     assert titles(await feed(tenant, U1, feedIds=["coaching"])) == ["promo", "coach"]
-    assert titles(await feed(tenant, U1, feedIds=["coaching"], categories=["PRODUCT"])) == [
-        "coach"
-    ]
+    assert titles(await feed(tenant, U1, feedIds=["coaching"], categories=["PRODUCT"])) == ["coach"]
     assert titles(await feed(tenant, U1, categories=["TRANSACTIONAL", "PROMOTIONAL"])) == [
         "promo",
         "plain",
@@ -143,9 +141,7 @@ async def test_delete_removes_it_from_the_feed_and_the_counts(tenant: Tenant) ->
     assert await counts(tenant, U1) == (1, 1)
     # Deleting again is harmless; marking a deleted message finds nothing.
     assert (await rpc(tenant, "delete-inbox-message", body, headers=headers)).status_code == 200
-    gone = await rpc(
-        tenant, "mark-inbox-message", {**body, "status": "UNSEEN"}, headers=headers
-    )
+    gone = await rpc(tenant, "mark-inbox-message", {**body, "status": "UNSEEN"}, headers=headers)
     assert gone.status_code == 404
     assert await counts(tenant, U1) == (1, 1)
     # Mark-all never brings a deleted message back into the counts.
