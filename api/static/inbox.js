@@ -25,7 +25,7 @@
     ":host{all:initial;font:14px/1.4 system-ui,-apple-system,'Segoe UI',sans-serif;color:#1f2328}",
     ".ni{position:relative;display:inline-block}",
     ".bell{position:relative;border:1px solid #d0d7de;background:#fff;border-radius:8px;",
-    "padding:6px 10px;cursor:pointer;font-size:18px;line-height:1}",
+    "padding:6px 8px;cursor:pointer;color:#1f2328;line-height:0}",
     ".badge{position:absolute;top:-6px;right:-8px;min-width:18px;padding:1px 5px;border-radius:9px;",
     "background:#cf222e;color:#fff;font-size:12px;font-weight:600;text-align:center}",
     ".badge[hidden]{display:none}",
@@ -58,6 +58,24 @@
     if (cls) node.className = cls;
     if (text != null) node.textContent = text; // never innerHTML: content is the sender's
     return node;
+  }
+
+  function bellIcon() {
+    var ns = "http://www.w3.org/2000/svg";
+    var svg = document.createElementNS(ns, "svg");
+    svg.setAttribute("viewBox", "0 0 24 24");
+    svg.setAttribute("width", "20");
+    svg.setAttribute("height", "20");
+    svg.setAttribute("aria-hidden", "true");
+    var path = document.createElementNS(ns, "path");
+    path.setAttribute("fill", "currentColor");
+    path.setAttribute(
+      "d",
+      "M12 22a2.5 2.5 0 0 0 2.45-2h-4.9A2.5 2.5 0 0 0 12 22zm7-6V11a7 7 0 0 0-5.5-6.84V3.5" +
+        "a1.5 1.5 0 0 0-3 0v.66A7 7 0 0 0 5 11v5l-2 2v1h18v-1l-2-2z",
+    );
+    svg.appendChild(path);
+    return svg;
   }
 
   function ago(iso) {
@@ -93,7 +111,8 @@
     style.textContent = STYLE;
     shadow.appendChild(style);
     var box = el("div", "ni");
-    this.bell = el("button", "bell", "\uD83D\uDD14");
+    this.bell = el("button", "bell");
+    this.bell.appendChild(bellIcon());
     this.bell.setAttribute("aria-label", "Notifications");
     this.bell.setAttribute("part", "bell");
     this.badge = el("span", "badge");
