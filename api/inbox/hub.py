@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import time
 import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator
@@ -24,6 +25,8 @@ from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMess
 from shared.messaging.broker import Broker
 
 log = structlog.get_logger(__name__)
+
+IDLE_UNBIND_S = 30.0  # a binding nobody has wanted this long is removed
 
 
 class Listener(Protocol):
@@ -44,6 +47,9 @@ class RealtimeHub:
         self.instance = f"{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
         self._listeners: dict[str, set[Listener]] = defaultdict(set)
         self._locks: dict[str, tuple[asyncio.Lock, list[int]]] = {}  # lock, its users
+        self._bound: set[str] = set()
+        self._idle: dict[str, float] = {}  # bound keys nobody listens to, since when
+        self._sweeper: asyncio.Task[None] | None = None
         self._channel: AbstractChannel | None = None
         self._queue: AbstractQueue | None = None
         self._exchange: AbstractExchange | None = None
@@ -60,31 +66,46 @@ class RealtimeHub:
             topology.realtime_queue(self.instance), exclusive=True, auto_delete=True
         )
         await self._queue.consume(self._on_message, no_ack=True)
+        self._sweeper = asyncio.create_task(self._sweep())
         # Wake-ups published while the connection was down are gone: every socket reads.
         self._broker.connection.reconnect_callbacks.add(self._on_reconnect)
 
     async def join(self, key: str, listener: Listener) -> None:
         """Wake `listener` for `key` from now on (the binding exists when this returns)."""
         async with self._locked(key):
-            first = not self._listeners[key]
+            self._idle.pop(key, None)
             self._listeners[key].add(listener)
-            if first:
+            if key not in self._bound:
                 try:
                     await self._bind(key)
                 except BaseException:
                     self._forget(key, listener)
                     raise
+                self._bound.add(key)
 
     async def leave(self, key: str, listener: Listener) -> None:
-        """Stop waking `listener`; the last one out removes the binding."""
-        async with self._locked(key):
-            if not self._forget(key, listener):
-                return
-            if self._queue is not None and self._exchange is not None:
-                try:
-                    await self._queue.unbind(self._exchange, routing_key=key)
-                except Exception as exc:  # the queue goes with the connection anyway
-                    log.info("realtime_unbind_failed", error=str(exc))
+        """Stop waking `listener`. The last one out leaves the binding for a while: a client
+        reconnecting soon finds it there, and a thousand sockets closing at once cost no
+        thousand unbinds on their way out (the sweep removes idle bindings in the background)."""
+        if self._forget(key, listener):
+            self._idle[key] = time.monotonic()
+
+    async def _sweep(self) -> None:
+        """Remove bindings nobody has wanted for IDLE_UNBIND_S, one at a time."""
+        while True:
+            await asyncio.sleep(IDLE_UNBIND_S / 2)
+            cutoff = time.monotonic() - IDLE_UNBIND_S
+            for key in [k for k, since in self._idle.items() if since < cutoff]:
+                async with self._locked(key):
+                    if key in self._listeners or self._idle.pop(key, None) is None:
+                        continue
+                    self._bound.discard(key)
+                    if self._queue is None or self._exchange is None:
+                        continue
+                    try:
+                        await self._queue.unbind(self._exchange, routing_key=key)
+                    except Exception as exc:  # the queue goes with the connection anyway
+                        log.info("realtime_unbind_failed", error=str(exc))
 
     @property
     def sockets(self) -> int:
@@ -93,6 +114,8 @@ class RealtimeHub:
 
     async def close(self) -> None:
         """Tell every socket to close, then drop the channel (and so the queue)."""
+        if self._sweeper is not None:
+            self._sweeper.cancel()
         for listeners in list(self._listeners.values()):
             for listener in list(listeners):
                 listener.shutdown()
@@ -110,7 +133,7 @@ class RealtimeHub:
     def _forget(self, key: str, listener: Listener) -> bool:
         """Remove one listener; True when it was the key's last."""
         listeners = self._listeners.get(key)
-        if listeners is None:
+        if listeners is None or listener not in listeners:
             return False
         listeners.discard(listener)
         if listeners:
