@@ -10,18 +10,22 @@ from typing import Any
 
 import structlog
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
 from pymongo.errors import DuplicateKeyError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.context import AppContext
 from api.errors import install_error_handlers
+from api.inbox.hub import RealtimeHub
 from api.openapi import without_fastapi_422
 from api.routes import (
     chat,
     dead_letters,
     dev,
     health,
+    inbox,
+    inbox_realtime,
     notifications,
     pending,
     providers,
@@ -110,6 +114,9 @@ def create_app(settings: Settings, *, hooks: PipelineHooks | None = None) -> Fas
                     name="bootstrap",
                 )
         await broker.connect()
+        hub = RealtimeHub(broker=broker)
+        await hub.start()
+        app.state.inbox_hub = hub
         app.state.ctx = AppContext(
             settings=settings,
             db=db,
@@ -121,6 +128,7 @@ def create_app(settings: Settings, *, hooks: PipelineHooks | None = None) -> Fas
         try:
             yield
         finally:
+            await hub.close()
             await broker.close()
             await db.close()
             log.info("api_stopped")
@@ -148,9 +156,20 @@ def create_app(settings: Settings, *, hooks: PipelineHooks | None = None) -> Fas
     app.include_router(user.router)
     app.include_router(chat.router)
     app.include_router(suppressions.router)
+    app.include_router(inbox.router)
+    app.include_router(inbox_realtime.router)
     app.include_router(pending.router)
     if settings.dev_endpoints:
         app.include_router(dev.router)
+        app.include_router(inbox_realtime.demo_router)
+    if settings.cors_origins:
+        # Browsers on these origins may call the inbox RPCs with a session token.
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
+        )
     return app
 
 

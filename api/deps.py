@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Header, Request
 
 from api.context import AppContext, Principal
+from api.inbox.session import SessionRejected, SessionTokens, looks_like_session_token
 from shared.errors import Forbidden, Unauthorized, ValidationFailed
 
 _KEY_CACHE_S = 30.0  # a revoked key stops working within this long
@@ -121,3 +122,41 @@ async def require_user(principal: PrincipalDep) -> Principal:
 
 AdminDep = Annotated[Principal, Depends(require_admin)]
 UserDep = Annotated[Principal, Depends(require_user)]
+
+
+async def require_inbox_user(
+    ctx: CtxDep,
+    request: Request,
+    authorization: Annotated[str | None, Header()] = None,
+    x_user_id: Annotated[str | None, Header()] = None,
+    x_tenant_id: Annotated[str | None, Header()] = None,
+) -> Principal:
+    """The inbox RPCs' caller: the subscriber of an inbox session token
+    (`Authorization: Bearer <sessionToken>`), else a user as `require_user` finds one.
+
+    A session token acts only for its own subscriber: naming another user or tenant in the
+    gateway headers is refused, and no other route accepts it (it is not an API key).
+    """
+    token = _presented_key(authorization)
+    if token is None or not looks_like_session_token(token):
+        return await require_user(
+            await authenticate(ctx, request, authorization, x_user_id, x_tenant_id)
+        )
+    try:
+        session = SessionTokens.from_settings(ctx.settings).verify(token)
+    except SessionRejected as exc:
+        raise Unauthorized(exc.reason) from None
+    if x_tenant_id is not None and x_tenant_id != session.tenant_id:
+        raise Forbidden("X-Tenant-ID does not match the session's tenant")
+    if x_user_id is not None and x_user_id != session.subscriber_id:
+        raise Forbidden("a session token acts only for its own subscriber")
+    return Principal(
+        tenant_id=session.tenant_id,
+        scopes=frozenset(),
+        user_id=session.subscriber_id,
+        key_label=f"session:{session.subscriber_id}",
+        environment=session.environment,
+    )
+
+
+InboxUserDep = Annotated[Principal, Depends(require_inbox_user)]

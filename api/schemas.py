@@ -27,6 +27,9 @@ _LOCALE = re.compile(r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$")
 NonEmpty = Annotated[str, StringConstraints(min_length=1, max_length=256, strip_whitespace=True)]
 ApiChannel = Literal["PUSH", "IN_APP", "EMAIL", "SMS", "CHAT"]
 ApiCategory = Literal["SYSTEM", "TRANSACTIONAL", "PRODUCT", "PROMOTIONAL"]
+FeedId = Annotated[
+    str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
+]
 # The enum itself, so a provider type added to the domain is accepted here too; strict=False
 # because the models below are strict and a JSON body carries the value as a plain string.
 ApiProviderType = Annotated[ProviderType, Field(strict=False)]
@@ -74,6 +77,8 @@ class Content(Strict):
     data: dict[str, Any] | None = None
     deepLink: Annotated[str, StringConstraints(max_length=2000)] | None = None
     imageUrl: Annotated[str, StringConstraints(max_length=2000)] | None = None
+    # Our extension: the in-app feed the message lands in (`default` when not given).
+    feedId: FeedId | None = None
 
     def to_record(self) -> RecordContent:
         """The stored form (snake_case)."""
@@ -84,6 +89,7 @@ class Content(Strict):
             data=self.data,
             deep_link=self.deepLink,
             image_url=self.imageUrl,
+            feed_id=self.feedId,
         )
 
 

@@ -32,6 +32,7 @@ from benchkit import providers as provider_phase
 from benchkit.ceiling import Ceiling, measure_ceiling
 from benchkit.cpu import CpuMeter, cpu_between
 from benchkit.dbstage import measure_database_alone
+from benchkit.inbox import measure_inbox, render_inbox
 from benchkit.load import LoadGenerator, LoadResult
 from benchkit.records import STAGES, RecordReader, end_to_end, percentiles, wait_until
 from benchkit.report import bottleneck, render, targets
@@ -58,10 +59,12 @@ class Sizes:
     bulk_concurrency: int
     db_notifications: int
     drain_timeout_s: float
+    inbox_sockets: int = 0  # the inbox phase: open sockets (0 skips it) …
+    inbox_sends: int = 0  # … and IN_APP sends across them
 
 
 QUICK = Sizes(2000, 100, 150, 32, 3, 100, 3, 60, 20.0)
-DEFAULT = Sizes(20000, 500, 2000, 64, 30, 100, 6, 1000, 180.0)
+DEFAULT = Sizes(20000, 500, 2000, 64, 30, 100, 6, 1000, 180.0, 1000, 1000)
 
 
 @dataclass
@@ -256,6 +259,17 @@ class Bench:
                     concurrency=s.bulk_concurrency,
                     per_call=s.bulk_size,
                 )
+            inbox: dict[str, Any] = {"sockets": 0, "skipped": "--inbox-sockets 0"}
+            if s.inbox_sockets > 0:
+                inbox = await measure_inbox(
+                    base_url=stack.base_url,
+                    api_key=stack.api_key,
+                    api_pids=stack.pids()["api"],
+                    sockets=s.inbox_sockets,
+                    sends=s.inbox_sends or s.inbox_sockets,
+                    concurrency=8,
+                    say=self.say,
+                )
         finally:
             await reader.close()
         self.say(f"database alone: {s.db_notifications} notifications, c={s.concurrency}")
@@ -266,7 +280,7 @@ class Bench:
             concurrency=s.concurrency,
             bulk_size=s.bulk_size,
         )
-        return self._figures(ceiling, phases, bulk, db_alone)
+        return {**self._figures(ceiling, phases, bulk, db_alone), "inbox": inbox}
 
     async def run_providers(self, ceiling: Ceiling, names: list[str]) -> dict[str, Any]:
         """The end-to-end phase through each named provider's fake (`--provider`)."""
@@ -527,6 +541,12 @@ def main(
             "sendgrid|ses|fcm|apns|twilio|slack|discord|all (repeat or comma-separate)"
         ),
     ] = None,
+    inbox_sockets: Annotated[
+        int | None, typer.Option(help="inbox phase: open WebSockets (0 skips; --quick: 0)")
+    ] = None,
+    inbox_sends: Annotated[
+        int | None, typer.Option(help="inbox phase: IN_APP sends (default: one per socket)")
+    ] = None,
     log_level: Annotated[str, typer.Option(help="NOTIFY_LOG_LEVEL of the system")] = "WARNING",
     log_file: Annotated[Path, typer.Option(help="the system's output")] = ROOT
     / ".data"
@@ -544,6 +564,8 @@ def main(
         "bulk_concurrency": bulk_concurrency,
         "db_notifications": db_notifications,
         "drain_timeout_s": drain_timeout,
+        "inbox_sockets": inbox_sockets,
+        "inbox_sends": inbox_sends,
     }
     values = {**_sizes_dict(base), **{k: v for k, v in given.items() if v is not None}}
     sizes = Sizes(**values)
@@ -576,6 +598,7 @@ def main(
         provider_phase.render(report, console)
     else:
         render(report, console)
+        render_inbox(report["inbox"], console)
     data = orjson.dumps(report, option=orjson.OPT_INDENT_2)
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -350,6 +350,7 @@ def banner(*, base: str, key: str, key_origin: str, env: Mapping[str, str], mong
 
    API         {base}
    OpenAPI     {base}/docs
+   Inbox demo  {base}/inbox/demo#key={key}&user={_DEMO_USER}
    Admin key   {key}   ({key_origin})
    MongoDB     {redact(env.get("MONGODB_URL", ""))}{mongo}
    RabbitMQ    {redact(rabbit)}

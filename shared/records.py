@@ -30,6 +30,7 @@ class Content(_Model):
     data: dict[str, Any] | None = None
     deep_link: str | None = None
     image_url: str | None = None
+    feed_id: str | None = None  # the in-app feed it lands in; None is feed `default`
 
 
 class TemplateRef(_Model):

@@ -90,6 +90,16 @@ class Settings(BaseSettings):
     maintenance_batch: int = Field(default=500, ge=1)
     # Lifecycle.
     shutdown_timeout_s: float = Field(default=30.0, gt=0)
+    # In-app inbox (docs/inbox.md): the public addresses clients are told to use (behind a
+    # proxy the API's own address is wrong; unset, the request's own address is used), the
+    # session tokens' lifetime, the WebSocket heartbeat, the events kept per subscriber for
+    # resuming, and the browser origins that may call the inbox RPCs (CORS; none by default).
+    public_url: str | None = Field(default=None, pattern=r"^https?://[^\s/]+(/\S*)?$")
+    public_ws_url: str | None = Field(default=None, pattern=r"^wss?://\S+$")
+    inbox_session_ttl_s: int = Field(default=3600, ge=10, le=30 * 24 * 3600)
+    inbox_heartbeat_s: float = Field(default=25.0, gt=0)
+    inbox_events_kept: int = Field(default=500, ge=10, le=10_000)
+    cors_origins: list[str] = Field(default_factory=list)
 
     @field_validator("rabbitmq_url")
     @classmethod

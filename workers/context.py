@@ -13,6 +13,7 @@ import httpx
 
 from shared.crypto import CredentialCipher
 from shared.db.client import Database, connect_database
+from shared.inbox.events import InboxAnnouncer
 from shared.messaging.broker import Broker
 from shared.messaging.topology import Topology
 from shared.pipeline import SendPipeline
@@ -70,6 +71,9 @@ async def open_context(settings: Settings) -> AsyncIterator[WorkerContext]:
             http=http,
             timeout_s=settings.provider_timeout_s,
             sandbox_default=settings.sandbox_default,
+            inbox_announcer=InboxAnnouncer(
+                streams=db.inbox_streams, broker=broker, keep=settings.inbox_events_kept
+            ),
         )
         stack.push_async_callback(resolver.aclose)
         yield WorkerContext(

@@ -12,6 +12,7 @@ from cryptography.fernet import InvalidToken
 from shared.crypto import CredentialCipher
 from shared.db.client import Database
 from shared.domain import Channel
+from shared.inbox.events import InboxAnnouncer
 from shared.providers.base import Provider, ProviderConfig
 from shared.providers.registry import build_adapter
 from shared.providers.sandbox import InAppProvider, SandboxProvider
@@ -43,12 +44,13 @@ class ProviderResolver:
         http: httpx.AsyncClient,
         timeout_s: float,
         sandbox_default: bool,
+        inbox_announcer: InboxAnnouncer | None = None,
     ) -> None:
         self._db = db
         self._cipher = cipher
         self._resources = AdapterResources(http=http, timeout_s=timeout_s)
         self._sandbox = SandboxProvider(db.dev_outbox) if sandbox_default else None
-        self._inbox = InAppProvider(db.inbox)
+        self._inbox = InAppProvider(db.inbox, inbox_announcer)
         self._configs: dict[tuple[str, str], tuple[float, list[ResolvedProvider]]] = {}
         self._adapters: dict[tuple[str, str, str], Provider] = {}
 

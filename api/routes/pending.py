@@ -11,12 +11,6 @@ from api.responses import JsonResponse
 router = APIRouter(prefix="/api/v1/notifications", tags=["not built yet"], responses=COMMON)
 
 NOT_BUILT = [
-    "get-inbox-session",
-    "get-inbox-feed",
-    "get-inbox-unseen-count",
-    "mark-inbox-message",
-    "mark-all-inbox-messages",
-    "delete-inbox-message",
     "get-preferences",
     "update-preferences",
     "manage/send-scheduled",

@@ -14,6 +14,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, w
 from shared.db.api_keys import ApiKeysRepo
 from shared.db.dead_letter_operations import DeadLetterOperationsRepo
 from shared.db.inbox import InboxRepo
+from shared.db.inbox_streams import InboxStreamsRepo
 from shared.db.notifications import NotificationsRepo
 from shared.db.outbox import DevOutboxRepo
 from shared.db.providers import ProvidersRepo
@@ -41,6 +42,7 @@ class Database:
     dev_outbox: DevOutboxRepo
     dead_letter_operations: DeadLetterOperationsRepo
     suppressions: SuppressionsRepo
+    inbox_streams: InboxStreamsRepo
 
     async def ensure_indexes(self) -> None:
         """Create every collection's indexes (idempotent)."""
@@ -54,6 +56,7 @@ class Database:
             self.dev_outbox,
             self.dead_letter_operations,
             self.suppressions,
+            self.inbox_streams,
         ):
             await repo.ensure_indexes()
 
@@ -110,4 +113,5 @@ def connect_database(
         dev_outbox=DevOutboxRepo(db),
         dead_letter_operations=DeadLetterOperationsRepo(db),
         suppressions=SuppressionsRepo(db, subscribers=subscribers),
+        inbox_streams=InboxStreamsRepo(db),
     )

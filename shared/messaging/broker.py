@@ -143,6 +143,23 @@ class Broker:
         if not isinstance(confirmation, aiormq.spec.Basic.Ack):
             raise BrokerUnavailable(f"publish refused by broker: {confirmation!r}")
 
+    async def publish_realtime(self, *, routing_key: str, body: Mapping[str, Any]) -> None:
+        """A wake-up on `notifications.realtime`: transient, not mandatory (often nobody
+        listens), confirmed; BrokerUnavailable if it cannot be."""
+        message = aio_pika.Message(
+            body=orjson.dumps(body),
+            content_type="application/json",
+            delivery_mode=aio_pika.DeliveryMode.NOT_PERSISTENT,
+        )
+        try:
+            target = self._exchange(self.topology.realtime_exchange)
+            async with asyncio.timeout(self._publish_timeout_s):
+                await target.publish(message, routing_key=routing_key, mandatory=False)
+        except BrokerUnavailable:
+            raise
+        except BROKER_ERRORS as exc:
+            raise BrokerUnavailable(f"publish not confirmed: {type(exc).__name__}: {exc}") from exc
+
     async def publish_notification(
         self,
         *,

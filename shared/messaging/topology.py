@@ -12,6 +12,8 @@ so priority 4-5 goes to the channel's `<channel>.high.queue`, which its worker t
 
 from __future__ import annotations
 
+import hashlib
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,6 +61,10 @@ class Topology:
     def realtime_exchange(self) -> str:
         """Inbox updates to API instances, routing key `<tenant>.<subscriber>`."""
         return self._name("notifications.realtime")
+
+    def realtime_queue(self, instance: str) -> str:
+        """One API process's exclusive queue of inbox wake-ups (never durable)."""
+        return self._name(f"realtime.{instance}")
 
     @property
     def delay_delivery_exchange(self) -> str:
@@ -140,6 +146,22 @@ class Topology:
             self.delay_delivery_exchange,
         ]
         return names + [self.delay_level(level) for level in range(DELAY_LEVELS)]
+
+
+_PLAIN_WORD = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
+
+
+def _routing_word(value: str) -> str:
+    # A topic word may not hold `.`, and `*` / `#` would turn a binding into a wildcard:
+    # such ids (and very long ones) travel as a hash; `~` never starts a plain word.
+    if _PLAIN_WORD.match(value):
+        return value
+    return "~" + hashlib.sha256(value.encode()).hexdigest()[:32]
+
+
+def realtime_routing_key(*, tenant_id: str, subscriber_id: str) -> str:
+    """`<tenant>.<subscriber>` on `notifications.realtime`, each made safe as a topic word."""
+    return f"{_routing_word(tenant_id)}.{_routing_word(subscriber_id)}"
 
 
 def delay_routing_key(*, delay_s: int, destination: str) -> tuple[int, str]:

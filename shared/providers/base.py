@@ -56,6 +56,7 @@ class OutboundMessage:
     priority: int = 1
     recipient_id: str | None = None
     category: str | None = None
+    feed_id: str | None = None  # in-app only: the feed the inbox item lands in
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,10 +5,13 @@ from __future__ import annotations
 import hashlib
 
 from shared.db.base import utcnow
-from shared.db.inbox import InboxRepo
+from shared.db.inbox import InboxRepo, Stored
 from shared.db.outbox import DevOutboxRepo
 from shared.ids import new_id
+from shared.inbox.events import EventKind, InboxAnnouncer, item_event
 from shared.providers.base import DeliveryResult, OutboundMessage, Outcome
+
+DEFAULT_FEED = "default"  # the feed of an in-app notification whose content names none
 
 
 class SandboxProvider:
@@ -44,23 +47,29 @@ class SandboxProvider:
 
 
 class InAppProvider:
-    """The in-app channel delivers by writing the subscriber's inbox item."""
+    """The in-app channel delivers by writing the subscriber's inbox item, then announcing it
+    (numbered event, then a wake-up for the sockets: shared/inbox/events.py)."""
 
     name = "IN_APP"
 
-    def __init__(self, inbox: InboxRepo) -> None:
+    def __init__(self, inbox: InboxRepo, announcer: InboxAnnouncer | None = None) -> None:
         self._inbox = inbox
+        self._announcer = announcer
 
     async def send(self, message: OutboundMessage) -> DeliveryResult:
-        """One inbox item per notification, however often it is delivered."""
-        message_id = new_id("msg")
-        await self._inbox.upsert_for_notification(
+        """One inbox item per notification, however often it is delivered.
+
+        A redelivery (the worker died before recording the outcome) announces the item again,
+        as the first announcement may not have been stored; clients take `message.created` for
+        an id they hold as a no-op. An item the subscriber already deleted stays deleted.
+        """
+        delivered = await self._inbox.deliver(
             {
-                "_id": message_id,
+                "_id": new_id("msg"),
                 "tenant_id": message.tenant_id,
                 "subscriber_id": message.recipient_id,
                 "notification_id": message.notification_id,
-                "feed_id": "default",
+                "feed_id": message.feed_id or DEFAULT_FEED,
                 "category": message.category,
                 "title": message.title,
                 "body": message.body,
@@ -71,7 +80,13 @@ class InAppProvider:
                 "created_at": utcnow(),
             }
         )
-        return DeliveryResult(outcome=Outcome.DELIVERED, provider_message_id=message_id)
+        if delivered.stored is not Stored.DELETED and self._announcer is not None:
+            await self._announcer.announce(
+                tenant_id=message.tenant_id,
+                subscriber_id=str(message.recipient_id),
+                events=[item_event(EventKind.CREATED, delivered.message_id)],
+            )
+        return DeliveryResult(outcome=Outcome.DELIVERED, provider_message_id=delivered.message_id)
 
     async def aclose(self) -> None:
         """Nothing to release."""

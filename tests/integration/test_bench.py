@@ -30,6 +30,8 @@ TINY = [
     "--ceiling-messages", "200",
     "--db-notifications", "6",
     "--drain-timeout", "20",
+    "--inbox-sockets", "5",
+    "--inbox-sends", "5",
 ]  # fmt: skip
 
 
@@ -83,6 +85,9 @@ async def test_bench_quick_json_has_the_documented_fields(
         _keys(stage["latency_ms"], "api", "broker", "worker_db", "provider")
         _keys(stage["cpu"], "api", "worker", "database", "broker", "provider", "load_generator")
     _keys(report["database_alone"]["send"], "per_s", "ops", "ratio_of_ceiling")
+    inbox = report["inbox"]
+    _keys(inbox, "write_to_socket_ms", "send_to_socket_ms", "api_memory_per_socket_kib")
+    assert (inbox["sockets_open"], inbox["events_received"]) == (5, 5), inbox
 
     # Everything the run declared on the shared broker is gone.
     connection = await aio_pika.connect(rabbitmq_url)

@@ -59,6 +59,7 @@ class Rendered:
     data: dict[str, str] = field(default_factory=dict)
     deep_link: str | None = None
     image_url: str | None = None
+    feed_id: str | None = None
 
 
 class ContentRenderer:
@@ -81,6 +82,7 @@ class ContentRenderer:
                 data=content.data or {},
                 deep_link=content.deep_link,
                 image_url=content.image_url,
+                feed_id=content.feed_id,
             )
         ref = record.template
         template = await self._templates.get(
@@ -110,6 +112,7 @@ class ContentRenderer:
         data: dict[str, Any],
         deep_link: str | None = None,
         image_url: str | None = None,
+        feed_id: str | None = None,
     ) -> Rendered:
         if self._channel is Channel.EMAIL and not subject:
             subject = title  # an e-mail needs a subject; the title serves
@@ -120,4 +123,5 @@ class ContentRenderer:
             data={str(k): str(v) for k, v in data.items()},
             deep_link=deep_link,
             image_url=image_url,
+            feed_id=feed_id,
         )

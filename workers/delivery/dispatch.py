@@ -196,5 +196,6 @@ class Dispatcher:
             priority=record.priority,
             recipient_id=record.recipient,
             category=record.category,
+            feed_id=content.feed_id,
         )
         return await provider.adapter.send(message)

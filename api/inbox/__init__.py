@@ -1,0 +1,1 @@
+"""The in-app inbox's API side: session tokens, feed views, the realtime hub and sockets."""
