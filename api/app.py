@@ -20,10 +20,12 @@ from api.openapi import without_fastapi_422
 from api.routes import (
     dead_letters,
     dev,
+    digests,
     health,
     notifications,
     pending,
     providers,
+    scheduling,
     sending,
     subscribers,
     templates,
@@ -143,6 +145,8 @@ def create_app(settings: Settings, *, hooks: PipelineHooks | None = None) -> Fas
     for module in (sending, subscribers, providers, templates):
         app.include_router(module.router)
     app.include_router(dead_letters.router)
+    app.include_router(scheduling.router)
+    app.include_router(digests.router)
     app.include_router(user.router)
     app.include_router(pending.router)
     if settings.dev_endpoints:

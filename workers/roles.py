@@ -11,6 +11,7 @@ from shared.domain import Channel
 from workers.consumer import Consumer
 from workers.context import WorkerContext
 from workers.delivery.handler import DeliveryHandler
+from workers.digest import digest_services
 from workers.maintenance import maintenance_services
 from workers.service import Service
 
@@ -34,4 +35,5 @@ def _channel_role(channel: Channel) -> RoleFactory:
 ROLES: dict[str, RoleFactory] = {
     **{channel.value: _channel_role(channel) for channel in Channel},
     "maintenance": maintenance_services,
+    "digest": digest_services,
 }

@@ -13,6 +13,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, w
 
 from shared.db.api_keys import ApiKeysRepo
 from shared.db.dead_letter_operations import DeadLetterOperationsRepo
+from shared.db.digests import DigestActivityRepo, DigestsRepo
 from shared.db.inbox import InboxRepo
 from shared.db.notifications import NotificationsRepo
 from shared.db.outbox import DevOutboxRepo
@@ -39,6 +40,8 @@ class Database:
     inbox: InboxRepo
     dev_outbox: DevOutboxRepo
     dead_letter_operations: DeadLetterOperationsRepo
+    digests: DigestsRepo
+    digest_activity: DigestActivityRepo
 
     async def ensure_indexes(self) -> None:
         """Create every collection's indexes (idempotent)."""
@@ -51,6 +54,8 @@ class Database:
             self.inbox,
             self.dev_outbox,
             self.dead_letter_operations,
+            self.digests,
+            self.digest_activity,
         ):
             await repo.ensure_indexes()
 
@@ -105,4 +110,6 @@ def connect_database(
         inbox=InboxRepo(db),
         dev_outbox=DevOutboxRepo(db),
         dead_letter_operations=DeadLetterOperationsRepo(db),
+        digests=DigestsRepo(db),
+        digest_activity=DigestActivityRepo(db),
     )
