@@ -31,6 +31,7 @@ import uvloop
 from benchkit.ceiling import Ceiling, measure_ceiling
 from benchkit.cpu import CpuMeter, cpu_between
 from benchkit.dbstage import measure_database_alone
+from benchkit.delay import measure_delay, render_delay
 from benchkit.load import LoadGenerator, LoadResult
 from benchkit.records import STAGES, RecordReader, end_to_end, percentiles, wait_until
 from benchkit.report import bottleneck, render, targets
@@ -57,10 +58,12 @@ class Sizes:
     bulk_concurrency: int
     db_notifications: int
     drain_timeout_s: float
+    delay_sends: int = 0  # the delay phase: 0 skips it (--quick runs it only with --delay)
 
 
 QUICK = Sizes(2000, 100, 150, 32, 3, 100, 3, 60, 20.0)
-DEFAULT = Sizes(20000, 500, 2000, 64, 30, 100, 6, 1000, 180.0)
+DEFAULT = Sizes(20000, 500, 2000, 64, 30, 100, 6, 1000, 180.0, delay_sends=500)
+QUICK_DELAY_SENDS = 50
 
 
 @dataclass
@@ -253,6 +256,20 @@ class Bench:
                     concurrency=s.bulk_concurrency,
                     per_call=s.bulk_size,
                 )
+                delay = (
+                    await measure_delay(
+                        gen,
+                        mongodb_url=stack.mongodb_url,
+                        database=stack.database_name,
+                        tenant_id=TENANT,
+                        users=self.users,
+                        sends=s.delay_sends,
+                        concurrency=min(s.concurrency, 16),
+                        say=self.say,
+                    )
+                    if s.delay_sends
+                    else None
+                )
         finally:
             await reader.close()
         self.say(f"database alone: {s.db_notifications} notifications, c={s.concurrency}")
@@ -263,7 +280,10 @@ class Bench:
             concurrency=s.concurrency,
             bulk_size=s.bulk_size,
         )
-        return self._figures(ceiling, phases, bulk, db_alone)
+        figures = self._figures(ceiling, phases, bulk, db_alone)
+        if delay is not None:
+            figures["delay"] = delay
+        return figures
 
     def _figures(
         self, ceiling: Ceiling, phases: list[Phase], bulk: Phase, db_alone: dict[str, Any]
@@ -496,6 +516,12 @@ def main(
     drain_timeout: Annotated[
         float | None, typer.Option(help="longest wait for a phase's deliveries, seconds")
     ] = None,
+    delay: Annotated[
+        bool, typer.Option("--delay", help="with --quick: run the delay phase too (≥ 10 s)")
+    ] = False,
+    delay_sends: Annotated[
+        int | None, typer.Option(help="delayed sends in the delay phase (0 skips it)")
+    ] = None,
     log_level: Annotated[str, typer.Option(help="NOTIFY_LOG_LEVEL of the system")] = "WARNING",
     log_file: Annotated[Path, typer.Option(help="the system's output")] = ROOT
     / ".data"
@@ -513,7 +539,10 @@ def main(
         "bulk_concurrency": bulk_concurrency,
         "db_notifications": db_notifications,
         "drain_timeout_s": drain_timeout,
+        "delay_sends": delay_sends,
     }
+    if quick and delay and delay_sends is None:
+        given["delay_sends"] = QUICK_DELAY_SENDS
     values = {**_sizes_dict(base), **{k: v for k, v in given.items() if v is not None}}
     sizes = Sizes(**values)
     if not 1 <= sizes.bulk_size <= 100:
@@ -533,6 +562,8 @@ def main(
         console.log(f"[red]bench failed:[/red] {exc}")
         raise typer.Exit(1) from exc
     render(report, console)
+    if "delay" in report:
+        render_delay(report["delay"], console)
     data = orjson.dumps(report, option=orjson.OPT_INDENT_2)
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
