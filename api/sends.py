@@ -8,10 +8,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from api.context import AppContext
-from api.schemas import SendBulkRequest, _SendBody
+from api.scheduling_schemas import SendDelayedRequest, SendScheduledRequest
+from api.schemas import SendBulkRequest, SendRequest, _SendBody
 from api.timing_schemas import ExpiryFields
 from shared.domain import Status
 from shared.errors import ValidationFailed
+from shared.ids import new_id
 from shared.records import NotificationRecord
 from shared.scheduling import ScheduleError, check_window, resolve_scheduled_at
 from shared.timefmt import iso_z
@@ -82,6 +84,28 @@ def record_for(
         status=when.status,
         deliver_at=when.deliver_at,
         expires_at=when.expires_at,
+    )
+
+
+def single_record(
+    body: SendRequest | SendDelayedRequest | SendScheduledRequest,
+    *,
+    tenant_id: str,
+    correlation_id: str | None,
+    source: str,
+    when: When,
+) -> NotificationRecord:
+    """The record of a one-recipient send, in a transaction of its own; its idempotency key is
+    shared by `send`, `send-delayed` and `send-scheduled`."""
+    return record_for(
+        body,
+        tenant_id=tenant_id,
+        recipient=body.userId,
+        transaction_id=new_id("txn"),
+        correlation_id=correlation_id,
+        source=source,
+        idempotency_key=f"send:{body.idempotencyKey}" if body.idempotencyKey else None,
+        when=when,
     )
 
 

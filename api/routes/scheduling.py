@@ -19,11 +19,10 @@ from api.openapi import COMMON, errors
 from api.responses import JsonResponse
 from api.scheduling_schemas import SendDelayedRequest, SendScheduledRequest
 from api.schemas import TransactionRequest
-from api.sends import When, expiry, needs_subscriber_zone, record_for, scheduled_instant
+from api.sends import When, expiry, needs_subscriber_zone, scheduled_instant, single_record
 from shared.db.base import utcnow
 from shared.domain import Status
 from shared.errors import NotFound
-from shared.ids import new_id
 from shared.records import NotificationRecord
 from shared.timefmt import iso_z
 
@@ -44,14 +43,11 @@ async def send_delayed(
 ) -> dict[str, Any]:
     """`manage/send` delivered `delaySeconds` from now; answers `scheduledFor` (UTC)."""
     due = utcnow() + timedelta(seconds=body.delaySeconds)
-    record = record_for(
+    record = single_record(
         body,
         tenant_id=principal.tenant_id,
-        recipient=body.userId,
-        transaction_id=new_id("txn"),
         correlation_id=request.state.correlation_id,
         source="manage.send-delayed",
-        idempotency_key=f"send:{body.idempotencyKey}" if body.idempotencyKey else None,
         when=When(Status.DELAYED, deliver_at=due, expires_at=expiry(body, due=due)),
     )
     stored, _ = await ctx.pipeline.submit_one(record)
@@ -73,14 +69,11 @@ async def send_scheduled(
     due = scheduled_instant(
         written, timezone=body.timezone, subscriber_timezone=subscriber_zone, now=utcnow()
     )
-    record = record_for(
+    record = single_record(
         body,
         tenant_id=principal.tenant_id,
-        recipient=body.userId,
-        transaction_id=new_id("txn"),
         correlation_id=request.state.correlation_id,
         source="manage.send-scheduled",
-        idempotency_key=f"send:{body.idempotencyKey}" if body.idempotencyKey else None,
         when=When(Status.SCHEDULED, deliver_at=due, expires_at=expiry(body, due=due)),
     )
     stored, _ = await ctx.pipeline.submit_one(record)

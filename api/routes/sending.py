@@ -14,7 +14,7 @@ from api.digest_status import digest_event_status
 from api.openapi import COMMON, errors
 from api.presenters import delivery_status_view
 from api.schemas import SendBulkRequest, SendRequest, TransactionRequest
-from api.sends import When, bulk_when, expiry, record_for, timing_view
+from api.sends import When, bulk_when, expiry, record_for, single_record, timing_view
 from shared.db.base import utcnow
 from shared.errors import NotFound, ValidationFailed
 from shared.ids import new_id
@@ -27,14 +27,11 @@ async def send(
     body: SendRequest, ctx: CtxDep, principal: AdminDep, request: Request
 ) -> dict[str, Any]:
     """One recipient, one channel; `idempotencyKey` returns the first transaction again."""
-    record = record_for(
+    record = single_record(
         body,
         tenant_id=principal.tenant_id,
-        recipient=body.userId,
-        transaction_id=new_id("txn"),
         correlation_id=request.state.correlation_id,
         source="manage.send",
-        idempotency_key=f"send:{body.idempotencyKey}" if body.idempotencyKey else None,
         when=When(expires_at=expiry(body, due=utcnow())),
     )
     stored, _ = await ctx.pipeline.submit_one(record)

@@ -8,16 +8,15 @@ delivered exactly once. Restarts the shared broker: run it alone
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable
-from urllib.parse import urlparse
 
 import pytest
 
 from tests.fakes.sendgrid import FakeSendGrid
 from tests.faults.harness import ProcessSystem, run_command
 from tests.faults.steps import TENANT, provider_calls, setup_email, wait_all_delivered
-from tests.faults.test_time_faults import DELAYED, DIGEST, digest_event, post_ok
+from tests.faults.test_restarts import _local_rabbitmq
+from tests.faults.test_time_faults import DELAYED, DIGEST, delayed_mail, digest_event, post_ok
 from tests.support import wait_for
 
 pytestmark = pytest.mark.timeout(240)
@@ -29,10 +28,7 @@ async def test_rabbitmq_restart_while_messages_are_parked(
     sendgrid: FakeSendGrid,
     fault_report: Callable[..., None],
 ) -> None:
-    if shutil.which("rabbitmqctl") is None:
-        pytest.skip("rabbitmqctl is not on PATH: cannot restart the broker")
-    if urlparse(rabbitmq_url).hostname not in ("127.0.0.1", "localhost"):
-        pytest.skip("RABBITMQ_URL is not the local broker that rabbitmqctl controls")
+    _local_rabbitmq(rabbitmq_url)
     system = make_system()
     for role in ("email", "maintenance", "digest"):
         system.start_worker(role)
@@ -41,16 +37,7 @@ async def test_rabbitmq_restart_while_messages_are_parked(
         await setup_email(client, sendgrid)
         sends = 10
         for i in range(sends):
-            await post_ok(
-                client,
-                DELAYED,
-                {
-                    "userId": "u1",
-                    "channel": "EMAIL",
-                    "content": {"title": f"d{i}", "body": "x"},
-                    "delaySeconds": 8 + i % 3,
-                },
-            )
+            await post_ok(client, DELAYED, delayed_mail(f"d{i}", delay_s=8 + i % 3))
         for i in range(3):
             await post_ok(client, DIGEST, digest_event(f"e{i}", window_s=8))
         try:

@@ -36,6 +36,16 @@ def digest_event(label: str, *, window_s: int) -> dict[str, Any]:
     }
 
 
+def delayed_mail(label: str, *, delay_s: int) -> dict[str, Any]:
+    """A `send-delayed` body for u1 by e-mail."""
+    return {
+        "userId": "u1",
+        "channel": "EMAIL",
+        "content": {"title": label, "body": "x"},
+        "delaySeconds": delay_s,
+    }
+
+
 async def post_ok(client: httpx.AsyncClient, path: str, body: dict[str, Any]) -> dict[str, Any]:
     """POST that must answer 200."""
     response = await client.post(path, json=body)
@@ -114,16 +124,7 @@ async def test_lost_parked_messages_are_republished_by_the_sweeps(
         await setup_email(client, sendgrid)
         sends = 5
         for i in range(sends):
-            await post_ok(
-                client,
-                DELAYED,
-                {
-                    "userId": "u1",
-                    "channel": "EMAIL",
-                    "content": {"title": f"d{i}", "body": "x"},
-                    "delaySeconds": 4,
-                },
-            )
+            await post_ok(client, DELAYED, delayed_mail(f"d{i}", delay_s=4))
         await post_ok(client, DIGEST, digest_event("digested", window_s=4))
         purged = await lose_parked_messages(rabbitmq_url, system.prefix)
         assert purged == sends + 1  # every delayed send and the digest's flush: all lost
