@@ -23,12 +23,14 @@ from api.routes import (
     chat,
     dead_letters,
     dev,
+    digests,
     health,
     inbox,
     inbox_realtime,
     notifications,
     pending,
     providers,
+    scheduling,
     sending,
     subscribers,
     suppressions,
@@ -153,6 +155,8 @@ def create_app(settings: Settings, *, hooks: PipelineHooks | None = None) -> Fas
     for module in (sending, subscribers, providers, templates):
         app.include_router(module.router)
     app.include_router(dead_letters.router)
+    app.include_router(scheduling.router)
+    app.include_router(digests.router)
     app.include_router(user.router)
     app.include_router(chat.router)
     app.include_router(suppressions.router)

@@ -77,8 +77,11 @@ def delivery_status_view(records: list[NotificationRecord]) -> dict[str, Any]:
         "providerMessageId": first.provider_message_id if len(records) == 1 else None,
         "queuedAt": iso(first.queued_at),
         "deliveredAt": iso(max((r.delivered_at for r in records if r.delivered_at), default=None)),
+        # When a delayed / scheduled / deferred record is (or was) due; None: sent at once.
+        "scheduledFor": iso(min((r.deliver_at for r in records if r.deliver_at), default=None)),
     }
     if len(records) == 1:
+        view["expiresAt"] = iso(first.expires_at)
         view["failureReason"] = first.failure_reason
         view["attempts"] = [attempt_view(a, camel=True) for a in first.attempts]
     else:
@@ -94,6 +97,7 @@ def delivery_status_view(records: list[NotificationRecord]) -> dict[str, Any]:
                 "providerMessageId": r.provider_message_id,
                 "failureReason": r.failure_reason,
                 "deliveredAt": iso(r.delivered_at),
+                "scheduledFor": iso(r.deliver_at),
             }
             for r in records
         ]

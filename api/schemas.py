@@ -17,6 +17,7 @@ from pydantic import (
 )
 
 from api.chat_schemas import ChatAddresses
+from api.timing_schemas import BulkTimingFields, ExpiryFields
 from shared.domain import Channel, ProviderType
 from shared.records import Content as RecordContent
 
@@ -124,12 +125,13 @@ class _SomeUsers(Strict):
 
 # The recipient base comes last so its field comes first (pydantic orders fields from the
 # last base to the first): errors then list the fields in the seed's body order.
-class SendRequest(_SendBody, _OneUser):
-    """`manage/send`."""
+class SendRequest(_SendBody, ExpiryFields, _OneUser):
+    """`manage/send` (plus our `expiresAt` / `ttlSeconds`)."""
 
 
-class SendBulkRequest(_SendBody, _SomeUsers):
-    """`manage/send-bulk`: up to 100 recipients (the limit is checked against settings)."""
+class SendBulkRequest(_SendBody, BulkTimingFields, ExpiryFields, _SomeUsers):
+    """`manage/send-bulk`: up to 100 recipients (the limit is checked against settings), now or
+    after a delay or at a scheduled time, with an optional expiry."""
 
 
 class TransactionRequest(Strict):

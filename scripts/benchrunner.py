@@ -32,6 +32,7 @@ from benchkit import providers as provider_phase
 from benchkit.ceiling import Ceiling, measure_ceiling
 from benchkit.cpu import CpuMeter, cpu_between
 from benchkit.dbstage import measure_database_alone
+from benchkit.delay import measure_delay, render_delay
 from benchkit.inbox import measure_inbox, render_inbox
 from benchkit.load import LoadGenerator, LoadResult
 from benchkit.records import STAGES, RecordReader, end_to_end, percentiles, wait_until
@@ -61,10 +62,25 @@ class Sizes:
     drain_timeout_s: float
     inbox_sockets: int = 0  # the inbox phase: open sockets (0 skips it) …
     inbox_sends: int = 0  # … and IN_APP sends across them
+    delay_sends: int = 0  # the delay phase: 0 skips it (--quick runs it only with --delay)
 
 
 QUICK = Sizes(2000, 100, 150, 32, 3, 100, 3, 60, 20.0)
-DEFAULT = Sizes(20000, 500, 2000, 64, 30, 100, 6, 1000, 180.0, 1000, 1000)
+DEFAULT = Sizes(
+    20000,
+    500,
+    2000,
+    64,
+    30,
+    100,
+    6,
+    1000,
+    180.0,
+    inbox_sockets=1000,
+    inbox_sends=1000,
+    delay_sends=500,
+)
+QUICK_DELAY_SENDS = 50
 
 
 @dataclass
@@ -259,6 +275,20 @@ class Bench:
                     concurrency=s.bulk_concurrency,
                     per_call=s.bulk_size,
                 )
+                delay = (
+                    await measure_delay(
+                        gen,
+                        mongodb_url=stack.mongodb_url,
+                        database=stack.database_name,
+                        tenant_id=TENANT,
+                        users=self.users,
+                        sends=s.delay_sends,
+                        concurrency=min(s.concurrency, 16),
+                        say=self.say,
+                    )
+                    if s.delay_sends
+                    else None
+                )
             inbox: dict[str, Any] = {"sockets": 0, "skipped": "--inbox-sockets 0"}
             if s.inbox_sockets > 0:
                 inbox = await measure_inbox(
@@ -280,7 +310,10 @@ class Bench:
             concurrency=s.concurrency,
             bulk_size=s.bulk_size,
         )
-        return {**self._figures(ceiling, phases, bulk, db_alone), "inbox": inbox}
+        figures = {**self._figures(ceiling, phases, bulk, db_alone), "inbox": inbox}
+        if delay is not None:
+            figures["delay"] = delay
+        return figures
 
     async def run_providers(self, ceiling: Ceiling, names: list[str]) -> dict[str, Any]:
         """The end-to-end phase through each named provider's fake (`--provider`)."""
@@ -547,6 +580,12 @@ def main(
     inbox_sends: Annotated[
         int | None, typer.Option(help="inbox phase: IN_APP sends (default: one per socket)")
     ] = None,
+    delay: Annotated[
+        bool, typer.Option("--delay", help="with --quick: run the delay phase too (≥ 10 s)")
+    ] = False,
+    delay_sends: Annotated[
+        int | None, typer.Option(help="delayed sends in the delay phase (0 skips it)")
+    ] = None,
     log_level: Annotated[str, typer.Option(help="NOTIFY_LOG_LEVEL of the system")] = "WARNING",
     log_file: Annotated[Path, typer.Option(help="the system's output")] = ROOT
     / ".data"
@@ -566,7 +605,10 @@ def main(
         "drain_timeout_s": drain_timeout,
         "inbox_sockets": inbox_sockets,
         "inbox_sends": inbox_sends,
+        "delay_sends": delay_sends,
     }
+    if quick and delay and delay_sends is None:
+        given["delay_sends"] = QUICK_DELAY_SENDS
     values = {**_sizes_dict(base), **{k: v for k, v in given.items() if v is not None}}
     sizes = Sizes(**values)
     if not 1 <= sizes.bulk_size <= 100:
@@ -599,6 +641,8 @@ def main(
     else:
         render(report, console)
         render_inbox(report["inbox"], console)
+        if "delay" in report:
+            render_delay(report["delay"], console)
     data = orjson.dumps(report, option=orjson.OPT_INDENT_2)
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -113,6 +113,7 @@ class NotificationRecord(_Model):
     queued_at: datetime | None = None
     updated_at: datetime
     deliver_at: datetime | None = None
+    expires_at: datetime | None = None  # not delivered by then: FAILED, reason `expired`
     enqueued_at: datetime | None = None
     processing_at: datetime | None = None
     lease_until: datetime | None = None
@@ -129,6 +130,7 @@ class NotificationRecord(_Model):
     completed_at: datetime | None = None
     delivered_at: datetime | None = None
     replayed_at: datetime | None = None
+    cancelled_at: datetime | None = None
 
     @classmethod
     def new(
@@ -151,6 +153,7 @@ class NotificationRecord(_Model):
         notification_id: str | None = None,
         deliver_at: datetime | None = None,
         status: Status = Status.QUEUED,
+        expires_at: datetime | None = None,
     ) -> NotificationRecord:
         """A record not yet stored: QUEUED (the seed reports SENT), or DELAYED / SCHEDULED
         until `deliver_at`. Without a transaction id, the notification is its own transaction.
@@ -178,6 +181,7 @@ class NotificationRecord(_Model):
             queued_at=now,
             updated_at=now,
             deliver_at=deliver_at,
+            expires_at=expires_at,
         )
 
     @property

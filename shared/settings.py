@@ -88,6 +88,8 @@ class Settings(BaseSettings):
     outbox_grace_s: float = Field(default=30.0, gt=0)
     overdue_grace_s: float = Field(default=30.0, gt=0)
     maintenance_batch: int = Field(default=500, ge=1)
+    # Digests: a digest holding this many events closes at once and a new one opens.
+    digest_max_events: int = Field(default=1000, ge=1, le=1000)
     # Lifecycle.
     shutdown_timeout_s: float = Field(default=30.0, gt=0)
     # In-app inbox (docs/inbox.md): the public addresses clients are told to use (behind a

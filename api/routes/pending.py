@@ -13,12 +13,7 @@ router = APIRouter(prefix="/api/v1/notifications", tags=["not built yet"], respo
 NOT_BUILT = [
     "get-preferences",
     "update-preferences",
-    "manage/send-scheduled",
-    "manage/send-delayed",
-    "manage/cancel",
     "manage/send-to-topic",
-    "manage/send-with-digest",
-    "manage/cancel-digest-event",
     "manage/create-topic",
     "manage/delete-topic",
     "manage/add-subscribers-to-topic",

@@ -138,7 +138,13 @@ class Stack:
     def pids(self) -> dict[str, list[int]]:
         """Process ids by role: api, worker, database, provider."""
         roles: dict[str, list[int]] = {"api": [], "worker": [], "database": [], "provider": []}
-        role_of = {"api": "api", "mongo": "database", "fake": "provider", "maint": "worker"}
+        role_of = {
+            "api": "api",
+            "mongo": "database",
+            "fake": "provider",
+            "maint": "worker",
+            "digest": "worker",
+        }
         role_of.update({c.value: "worker" for c in Channel})
         for child in self._sup.children if self._sup else []:
             # Extra copies of a channel's worker are named email2, email3, …

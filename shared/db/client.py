@@ -13,6 +13,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, w
 
 from shared.db.api_keys import ApiKeysRepo
 from shared.db.dead_letter_operations import DeadLetterOperationsRepo
+from shared.db.digests import DigestActivityRepo, DigestsRepo
 from shared.db.inbox import InboxRepo
 from shared.db.inbox_streams import InboxStreamsRepo
 from shared.db.notifications import NotificationsRepo
@@ -43,6 +44,8 @@ class Database:
     dead_letter_operations: DeadLetterOperationsRepo
     suppressions: SuppressionsRepo
     inbox_streams: InboxStreamsRepo
+    digests: DigestsRepo
+    digest_activity: DigestActivityRepo
 
     async def ensure_indexes(self) -> None:
         """Create every collection's indexes (idempotent)."""
@@ -57,6 +60,8 @@ class Database:
             self.dead_letter_operations,
             self.suppressions,
             self.inbox_streams,
+            self.digests,
+            self.digest_activity,
         ):
             await repo.ensure_indexes()
 
@@ -114,4 +119,6 @@ def connect_database(
         dead_letter_operations=DeadLetterOperationsRepo(db),
         suppressions=SuppressionsRepo(db, subscribers=subscribers),
         inbox_streams=InboxStreamsRepo(db),
+        digests=DigestsRepo(db),
+        digest_activity=DigestActivityRepo(db),
     )

@@ -198,6 +198,15 @@ class Broker:
             correlation_id=correlation_id,
         )
 
+    async def publish_digest(self, *, body: Mapping[str, Any], delay_s: int = 0) -> None:
+        """Send a message to the digest worker's queue, now or after `delay_s`."""
+        queue = self.topology.digest_queue
+        exchange, routing_key = self.topology.digest_exchange, queue
+        if delay_s > 0:
+            level, routing_key = delay_routing_key(delay_s=delay_s, destination=queue)
+            exchange = self.topology.delay_level(level)
+        await self.publish(exchange=exchange, routing_key=routing_key, body=body)
+
     def _exchange(self, name: str) -> AbstractExchange:
         if self._channel is None or self._channel.is_closed:
             raise BrokerUnavailable("broker channel is closed")

@@ -19,3 +19,13 @@ def deliver_message(
         "attempt": attempt,
         "kind": "deliver",
     }
+
+
+def digest_flush_message(*, tenant_id: str, digest_id: str) -> dict[str, Any]:
+    """Body of a `digest_flush` message: close this digest and send it."""
+    return {
+        "v": MESSAGE_VERSION,
+        "tenant_id": tenant_id,
+        "digest_id": digest_id,
+        "kind": "digest_flush",
+    }

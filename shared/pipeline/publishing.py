@@ -7,7 +7,7 @@ from datetime import datetime
 
 from shared.db.base import utcnow
 from shared.messaging.broker import Broker
-from shared.messaging.messages import deliver_message
+from shared.messaging.messages import deliver_message, digest_flush_message
 from shared.records import NotificationRecord
 
 
@@ -42,4 +42,14 @@ async def publish_delivery(
         priority=record.priority,
         correlation_id=record.correlation_id,
         delay_s=seconds_until(record.deliver_at) if delay_s is None else delay_s,
+    )
+
+
+async def publish_digest_flush(
+    broker: Broker, *, tenant_id: str, digest_id: str, due: datetime
+) -> None:
+    """Have the digest worker close this digest at `due` (parked in the delay levels)."""
+    await broker.publish_digest(
+        body=digest_flush_message(tenant_id=tenant_id, digest_id=digest_id),
+        delay_s=seconds_until(due),
     )

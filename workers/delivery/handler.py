@@ -76,7 +76,7 @@ class DeliveryHandler:
             return Handling.ACK
         claimed_at = time.monotonic()
         try:
-            verdict = await self._decide(record)
+            verdict = policy.expire_if_late(record, await self._decide(record), now=utcnow())
         except Exception:
             # Nothing recorded: hand the record back and let the broker redeliver.
             log.exception("delivery_crashed")

@@ -14,7 +14,7 @@ import math
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -22,6 +22,7 @@ from shared.domain import Channel, Status
 from shared.providers.base import DeliveryResult, Outcome
 from shared.records import Attempt, DeliveryChange, NotificationRecord
 from shared.settings import RetryPolicy
+from shared.timefmt import iso_z
 from workers.circuit import CircuitState
 
 Jitter = Callable[[float, float], float]
@@ -204,8 +205,24 @@ def not_suppressed(s: Situation) -> Verdict | None:
     return None
 
 
+EXPIRED = "expired"
+
+
+def not_expired(s: Situation) -> Verdict | None:
+    """Past its `expires_at` a record is never sent late: FAILED `expired`, not dead-lettered."""
+    expires_at = s.record.expires_at
+    if expires_at is not None and s.now >= expires_at:
+        return no_call(s, Status.FAILED, EXPIRED, f"not delivered by {iso_z(expires_at)}")
+    return None
+
+
 PreSendRule = Callable[[Situation], Verdict | None]
-PRE_SEND_RULES: tuple[PreSendRule, ...] = (subscriber_exists, has_address, not_suppressed)
+PRE_SEND_RULES: tuple[PreSendRule, ...] = (
+    not_expired,
+    subscriber_exists,
+    has_address,
+    not_suppressed,
+)
 
 
 def before_sending(situation: Situation) -> Verdict | None:
@@ -312,4 +329,35 @@ def wait_for_circuit(
             circuit_waits=record.circuit_waits + 1,
         ),
         delay_s=max(1, math.ceil(soonest_s + jitter(0, 1))),
+    )
+
+
+def expire_if_late(record: NotificationRecord, verdict: Verdict, *, now: datetime) -> Verdict:
+    """A retry or circuit wait that would end at or past `expires_at` ends the record now:
+    FAILED `expired`, not dead-lettered (it is not a failure to replay), never sent late."""
+    expires_at = record.expires_at
+    if expires_at is None or verdict.kind is VerdictKind.FINAL:
+        return verdict
+    due = now + timedelta(seconds=verdict.delay_s)
+    if due < expires_at:
+        return verdict
+    detail = (
+        f"{verdict.reason}: next try at {iso_z(due)} would be past {iso_z(expires_at)}"
+        f"{'; ' + verdict.detail if verdict.detail else ''}"
+    )
+    attempts = verdict.attempts
+    change = DeliveryChange(**verdict.change.given())
+    if not attempts:  # a circuit wait made no call: record the decision as one attempt
+        attempts = [
+            Attempt(
+                n=len(record.attempts) + 1,
+                at=now,
+                outcome=Status.FAILED.value,
+                reason=EXPIRED,
+                detail=detail,
+            )
+        ]
+        change.attempt_count = record.attempt_count + 1
+    return Verdict(
+        VerdictKind.FINAL, Status.FAILED, EXPIRED, detail, attempts=attempts, change=change
     )

@@ -9,7 +9,7 @@ import pytest
 
 from shared.domain import Channel, Status
 from shared.providers.base import DeliveryResult, Outcome
-from shared.records import Attempt, NotificationRecord
+from shared.records import Attempt, DeliveryChange, NotificationRecord
 from shared.settings import RetryPolicy
 from workers.circuit import CircuitState
 from workers.delivery import policy
@@ -372,3 +372,94 @@ def test_backoff_uses_the_jitter_it_is_given() -> None:
     assert policy.backoff_s(failures=3, policy=RETRY, retry_after_s=None, jitter=top) == 8
     low = policy.backoff_s(failures=3, policy=RETRY, retry_after_s=None, jitter=lambda a, b: a)
     assert low == 1  # never less than a second
+
+
+# --- expiry --------------------------------------------------------------------------------------
+
+
+def test_a_record_past_its_expiry_fails_expired_before_anything_else() -> None:
+    expired = record(expires_at=NOW - timedelta(seconds=1))
+    # Even with no subscriber: expiry is the first rule, the record is simply too late.
+    s = Situation(
+        record=expired, channel=Channel.EMAIL, subscriber=None, addresses=0, now=NOW, worker="w"
+    )
+    verdict = policy.before_sending(s)
+    assert verdict is not None
+    assert (verdict.kind, verdict.status, verdict.reason, verdict.dead_letter) == (
+        VerdictKind.FINAL,
+        Status.FAILED,
+        "expired",
+        False,
+    )
+    assert verdict.detail == "not delivered by 2026-03-18T09:59:59.000Z"
+    assert verdict.attempts[0].outcome == "FAILED"
+
+
+def test_expiry_at_this_very_moment_counts_as_expired() -> None:
+    assert policy.not_expired(situation(record(expires_at=NOW))) is not None
+
+
+def test_a_record_before_its_expiry_or_without_one_is_sent() -> None:
+    assert policy.not_expired(situation(record(expires_at=NOW + timedelta(seconds=1)))) is None
+    assert policy.not_expired(situation(record())) is None
+    assert policy.before_sending(situation(record(expires_at=NOW + timedelta(hours=1)))) is None
+
+
+def _retry(delay_s: int) -> Verdict:
+    return Verdict(
+        VerdictKind.RETRY,
+        Status.RETRYING,
+        "server_error",
+        "HTTP 503",
+        attempts=[attempt()],
+        change=DeliveryChange(attempt_count=1, provider="sg"),
+        delay_s=delay_s,
+    )
+
+
+def test_a_retry_that_ends_before_expiry_stays_a_retry() -> None:
+    rec = record(expires_at=NOW + timedelta(seconds=10))
+    verdict = _retry(9)
+    assert policy.expire_if_late(rec, verdict, now=NOW) is verdict
+
+
+def test_a_retry_that_would_end_past_expiry_fails_expired_now_without_dead_letter() -> None:
+    rec = record(expires_at=NOW + timedelta(seconds=10))
+    verdict = policy.expire_if_late(rec, _retry(10), now=NOW)
+    assert (verdict.kind, verdict.status, verdict.reason, verdict.dead_letter) == (
+        VerdictKind.FINAL,
+        Status.FAILED,
+        "expired",
+        False,
+    )
+    assert verdict.attempts == _retry(10).attempts  # the call just made is still recorded
+    assert verdict.change.attempt_count == 1
+    assert verdict.change.provider == "sg"
+    assert verdict.detail is not None
+    assert verdict.detail.startswith("server_error: next try at 2026-03-18T10:00:10.000Z")
+    assert verdict.detail.endswith("HTTP 503")
+
+
+def test_a_circuit_wait_past_expiry_fails_expired_and_records_the_decision() -> None:
+    rec = record(attempt_count=2, expires_at=NOW + timedelta(seconds=3))
+    wait = policy.wait_for_circuit(
+        rec, now=NOW, provider_names=["a"], soonest_s=4.2, max_wait_s=60, jitter=top
+    )
+    verdict = policy.expire_if_late(rec, wait, now=NOW)
+    assert (verdict.kind, verdict.status, verdict.reason, verdict.dead_letter) == (
+        VerdictKind.FINAL,
+        Status.FAILED,
+        "expired",
+        False,
+    )
+    [made] = verdict.attempts
+    assert (made.n, made.outcome, made.reason, made.provider) == (1, "FAILED", "expired", None)
+    assert verdict.change.attempt_count == 3
+
+
+def test_final_verdicts_and_records_without_expiry_are_left_alone() -> None:
+    rec = record(expires_at=NOW + timedelta(seconds=1))
+    final = judge(DeliveryResult(outcome=Outcome.DELIVERED))
+    assert policy.expire_if_late(rec, final, now=NOW) is final
+    retry = _retry(3600)
+    assert policy.expire_if_late(record(), retry, now=NOW) is retry
