@@ -9,18 +9,24 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import structlog
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.openapi.utils import get_openapi
 from pymongo.errors import DuplicateKeyError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.access import enforce_access
 from api.context import AppContext
 from api.errors import install_error_handlers
+from api.middleware import BodyLimitMiddleware, ObserveMiddleware
 from api.openapi import without_fastapi_422
+from api.ratelimit import RateLimiter
 from api.routes import (
+    api_keys,
+    dashboard,
     dead_letters,
     dev,
     health,
+    metrics,
     notifications,
     pending,
     providers,
@@ -33,6 +39,7 @@ from shared.crypto import CredentialCipher
 from shared.db.client import connect_database
 from shared.logging import configure_logging
 from shared.messaging.broker import Broker
+from shared.messaging.queue_stats import QueueStats
 from shared.messaging.topology import Topology
 from shared.pipeline import PipelineHooks, SendPipeline
 from shared.settings import Settings
@@ -114,11 +121,18 @@ def create_app(settings: Settings, *, hooks: PipelineHooks | None = None) -> Fas
             broker=broker,
             cipher=CredentialCipher(settings.secret_key),
             pipeline=SendPipeline(db=db, broker=broker, hooks=hooks),
+            rate_limiter=RateLimiter(
+                repo=db.rate_limits,
+                default_limit=settings.rate_limit_requests,
+                window_s=settings.rate_limit_window_s,
+            ),
+            queue_stats=QueueStats(broker=broker, cache_s=settings.queue_stats_cache_s),
         )
         log.info("api_started", prefix=settings.prefix)
         try:
             yield
         finally:
+            await app.state.ctx.queue_stats.close()
             await broker.close()
             await db.close()
             log.info("api_stopped")
@@ -128,6 +142,9 @@ def create_app(settings: Settings, *, hooks: PipelineHooks | None = None) -> Fas
         summary="Self-hosted multi-channel notifications",
         version="0.1.0",
         lifespan=lifespan,
+        # Authentication, the key's rate limit and the route's scope (api/access.py), for
+        # every route, those added later included.
+        dependencies=[Depends(enforce_access)],
     )
     install_error_handlers(app)
 
@@ -137,12 +154,17 @@ def create_app(settings: Settings, *, hooks: PipelineHooks | None = None) -> Fas
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(ObserveMiddleware)
     app.add_middleware(CorrelationIdMiddleware)
     app.include_router(health.router)
+    app.include_router(metrics.router)
+    app.include_router(dashboard.router)
     app.include_router(notifications.router)
     for module in (sending, subscribers, providers, templates):
         app.include_router(module.router)
     app.include_router(dead_letters.router)
+    app.include_router(api_keys.router)
     app.include_router(user.router)
     app.include_router(pending.router)
     if settings.dev_endpoints:

@@ -17,6 +17,7 @@ from shared.errors import (
     Forbidden,
     NotFound,
     NotifyError,
+    RateLimited,
     Unauthorized,
     Unavailable,
     ValidationFailed,
@@ -30,14 +31,19 @@ _STATUS: list[tuple[type[NotifyError], int, str]] = [
     (Forbidden, 403, "Forbidden"),
     (NotFound, 404, "Not found"),
     (Conflict, 409, "Conflict"),
+    (RateLimited, 429, "Too many requests"),
     (Unavailable, 503, "Service unavailable"),
 ]
 
 
-def envelope_error(status: int, message: str, error: Any) -> JsonResponse:
-    """The seed-003 error envelope."""
+def envelope_error(
+    status: int, message: str, error: Any, *, retry_after_s: int | None = None
+) -> JsonResponse:
+    """The seed-003 error envelope (503 and 429 say when to try again)."""
     body = {"success": False, "message": message, "error": error}
-    headers = {"Retry-After": "5"} if status == 503 else None
+    if retry_after_s is None and status == 503:
+        retry_after_s = 5
+    headers = {"Retry-After": str(retry_after_s)} if retry_after_s is not None else None
     return JsonResponse(body, status_code=status, headers=headers)
 
 
@@ -54,6 +60,10 @@ def install_error_handlers(app: FastAPI) -> None:
                     return envelope_error(status, title, exc.details)
                 if isinstance(exc, Unauthorized):
                     return envelope_error(status, title, exc.message)
+                if isinstance(exc, RateLimited):
+                    return envelope_error(
+                        status, title, [exc.message], retry_after_s=exc.retry_after_s
+                    )
                 return envelope_error(status, title, [exc.message, *exc.details])
         log.error("unmapped_error", error=repr(exc))
         return envelope_error(500, "Internal server error", exc.message)

@@ -21,6 +21,7 @@ is declared (passively) through the robust channel.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -30,6 +31,7 @@ import orjson
 import structlog
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
 
+from shared import metrics
 from shared.messaging.broker import BROKER_ERRORS, Broker
 
 log = structlog.get_logger(__name__)
@@ -132,12 +134,18 @@ class Consumer:
             tenant_id=body.get("tenant_id"),
             channel=body.get("channel"),
         )
+        started = time.perf_counter()
         try:
             try:
                 handling = await self._handler.handle(inbound)
             except Exception:
                 log.exception("handler_failed")
                 handling = Handling.REQUEUE
+            metrics.observe_message(
+                queue=self.queue_name,
+                handling=handling.value,
+                seconds=time.perf_counter() - started,
+            )
             await self._settle(message, handling)
         finally:
             structlog.contextvars.unbind_contextvars(*_BOUND)

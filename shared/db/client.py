@@ -12,11 +12,13 @@ from pymongo.errors import ConnectionFailure
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from shared.db.api_keys import ApiKeysRepo
+from shared.db.circuits import CircuitsRepo
 from shared.db.dead_letter_operations import DeadLetterOperationsRepo
 from shared.db.inbox import InboxRepo
 from shared.db.notifications import NotificationsRepo
 from shared.db.outbox import DevOutboxRepo
 from shared.db.providers import ProvidersRepo
+from shared.db.rate_limits import RateLimitsRepo
 from shared.db.subscribers import SubscribersRepo
 from shared.db.templates import TemplatesRepo
 
@@ -39,6 +41,8 @@ class Database:
     inbox: InboxRepo
     dev_outbox: DevOutboxRepo
     dead_letter_operations: DeadLetterOperationsRepo
+    rate_limits: RateLimitsRepo
+    circuits: CircuitsRepo
 
     async def ensure_indexes(self) -> None:
         """Create every collection's indexes (idempotent)."""
@@ -51,6 +55,8 @@ class Database:
             self.inbox,
             self.dev_outbox,
             self.dead_letter_operations,
+            self.rate_limits,
+            self.circuits,
         ):
             await repo.ensure_indexes()
 
@@ -105,4 +111,6 @@ def connect_database(
         inbox=InboxRepo(db),
         dev_outbox=DevOutboxRepo(db),
         dead_letter_operations=DeadLetterOperationsRepo(db),
+        rate_limits=RateLimitsRepo(db),
+        circuits=CircuitsRepo(db),
     )

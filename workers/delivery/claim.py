@@ -44,8 +44,8 @@ class Claims:
         """A message whose record could not be claimed: park it for later, or drop it.
 
         A live lease of another worker (which may have died), a retry time or a delivery time
-        still ahead: the message waits in the delay levels until then. A final or missing record: dropped,
-        which the caller does by acking.
+        still ahead: the message waits in the delay levels until then. A final or missing
+        record: dropped, which the caller does by acking.
         """
         record = await self._notifications.get(tenant_id=tenant_id, notification_id=notification_id)
         if record is None:

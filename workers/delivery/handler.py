@@ -53,6 +53,7 @@ class DeliveryHandler:
             ),
             subscribers=ctx.db.subscribers,
             worker=self.worker_id,
+            circuits=ctx.db.circuits,
         )
         self._settler = Settler(
             notifications=ctx.db.notifications, broker=ctx.broker, worker=self.worker_id
