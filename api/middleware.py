@@ -13,6 +13,8 @@ from api.errors import envelope_error
 from api.ratelimit import RateDecision
 from shared import metrics
 
+_DRAIN_FACTOR = 8
+
 
 class ObserveMiddleware:
     """Counts and times each request by route template; adds the key's `RateLimit` headers.
@@ -31,19 +33,11 @@ class ObserveMiddleware:
             return
         started = time.perf_counter()
         status = 500
+        observed = False
 
-        async def send_observed(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                decision: RateDecision | None = scope.get("state", {}).get("rate_limit")
-                if decision is not None:
-                    message.setdefault("headers", []).extend(decision.headers())
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_observed)
-        finally:
+        def observe() -> None:
+            nonlocal observed
+            observed = True
             route = scope.get("route")
             metrics.observe_http(
                 route=str(getattr(route, "path", "unmatched")),
@@ -52,12 +46,31 @@ class ObserveMiddleware:
                 seconds=time.perf_counter() - started,
             )
 
+        async def send_observed(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                decision: RateDecision | None = scope.get("state", {}).get("rate_limit")
+                if decision is not None:
+                    message.setdefault("headers", []).extend(decision.headers())
+            elif message["type"] == "http.response.body" and not message.get("more_body"):
+                observe()  # before the last byte leaves: a client never outruns its count
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_observed)
+        finally:
+            if not observed:
+                observe()
+
 
 class BodyLimitMiddleware:
-    """Refuses a request body over `max_bytes` with 413, before the app reads any of it.
+    """Refuses a request body over `max_bytes` with 413; the app never sees it.
 
-    A declared `Content-Length` over the limit is refused at once; a chunked body is read up
-    to the limit, then refused. A body within the limit is handed on as it was received.
+    The body is read as it arrives and dropped once over the limit, until its end (up to
+    `_DRAIN_FACTOR` times the limit), so the client, still sending, can read the answer; a
+    larger body has its connection closed after the answer. A body within the limit is
+    handed on as it was received.
     """
 
     def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
@@ -68,23 +81,25 @@ class BodyLimitMiddleware:
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
             await self.app(scope, receive, send)
             return
-        declared = _content_length(scope)
-        if declared is not None and declared > self.max_bytes:
-            await self._refuse(scope, receive, send)
-            return
         messages: list[Message] = []
         size = 0
+        over = (_content_length(scope) or 0) > self.max_bytes
         while True:
             message = await receive()
-            messages.append(message)
             if message["type"] != "http.request":
+                messages.append(message)
                 break
             size += len(message.get("body", b""))
-            if size > self.max_bytes:
-                await self._refuse(scope, receive, send)
-                return
-            if not message.get("more_body", False):
+            over = over or size > self.max_bytes
+            if not over:
+                messages.append(message)
+            if not message.get("more_body", False) or size > self.max_bytes * _DRAIN_FACTOR:
                 break
+        if over:
+            limit = _size(self.max_bytes)
+            response = envelope_error(413, "Payload too large", [f"body must be at most {limit}"])
+            await response(scope, receive, send)
+            return
 
         async def replay() -> Message:
             if messages:
@@ -92,12 +107,6 @@ class BodyLimitMiddleware:
             return await receive()
 
         await self.app(scope, replay, send)
-
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
-        limit = _size(self.max_bytes)
-        response = envelope_error(413, "Payload too large", [f"body must be at most {limit}"])
-        response.headers["Connection"] = "close"  # the unread rest of the body is not wanted
-        await response(scope, receive, send)
 
 
 def _content_length(scope: Scope) -> int | None:

@@ -149,7 +149,7 @@ def observe_message(*, queue: str, handling: str, seconds: float) -> None:
 
 def observe_provider_call(*, provider: str, outcome: str, seconds: float) -> None:
     """One attempt's provider calls ended with `outcome` (an Outcome name)."""
-    PROVIDER_CALLS.labels(provider, outcome).observe(seconds)
+    PROVIDER_CALLS.labels(provider.lower(), outcome).observe(seconds)
 
 
 def observe_verdict(
@@ -157,7 +157,7 @@ def observe_verdict(
 ) -> None:
     """A verdict was written: final (with its status), or a retry / wait."""
     if kind == "final":
-        DELIVERIES.labels(channel, provider or "none", status).inc()
+        DELIVERIES.labels(channel, (provider or "none").lower(), status).inc()
         if dead_letter:
             DEAD_LETTERS.labels(channel, status).inc()
     else:
@@ -166,14 +166,14 @@ def observe_verdict(
 
 def circuit_opened(*, provider: str, was_open: bool) -> None:
     """A circuit opened; `was_open` when it was already counted as not closed."""
-    CIRCUIT_OPENINGS.labels(provider).inc()
+    CIRCUIT_OPENINGS.labels(provider.lower()).inc()
     if not was_open:
-        CIRCUITS_OPEN.labels(provider).inc()
+        CIRCUITS_OPEN.labels(provider.lower()).inc()
 
 
 def circuit_closed(*, provider: str) -> None:
     """An open or half-open circuit closed."""
-    CIRCUITS_OPEN.labels(provider).dec()
+    CIRCUITS_OPEN.labels(provider.lower()).dec()
 
 
 def count_fanout(*, channel: str, recipients: int) -> None:
