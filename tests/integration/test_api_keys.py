@@ -46,7 +46,7 @@ async def test_a_key_is_shown_once_and_listed_by_prefix(tenant: Tenant) -> None:
 
 
 async def test_bad_key_requests_name_the_field(tenant: Tenant) -> None:
-    cases = [
+    cases: list[tuple[dict[str, Any], str]] = [
         ({"name": "k", "scopes": []}, "scopes must contain at least 1 items"),
         ({"name": "k", "scopes": ["root"]}, "scopes[0] must be one of the following values"),
         ({"name": "k", "scopes": ["read"], "expiresAt": "2001-01-01T00:00:00Z"}, "expiresAt"),
