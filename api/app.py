@@ -119,7 +119,7 @@ def create_app(settings: Settings, *, hooks: PipelineHooks | None = None) -> Fas
             settings=settings,
             db=db,
             broker=broker,
-            cipher=CredentialCipher(settings.secret_key),
+            cipher=CredentialCipher(settings.secret_key, previous=settings.previous_secrets),
             pipeline=SendPipeline(db=db, broker=broker, hooks=hooks),
             rate_limiter=RateLimiter(
                 repo=db.rate_limits,

@@ -77,13 +77,10 @@ async def test_dashboard_signs_in_charts_and_replays(
     assert tenant.api_key not in page.url
 
     # Charts drawn with the sends above: created per minute by channel, results per channel.
-    await page.wait_for_function(
-        "() => window.notifyDashboard.loads > 0", timeout=TIMEOUT_MS
-    )
+    await page.wait_for_function("() => window.notifyDashboard.loads > 0", timeout=TIMEOUT_MS)
     throughput = await _totals(page, "chart-throughput")
     labels = await page.evaluate(
-        "() => window.notifyDashboard.charts['chart-throughput'].series.slice(1)"
-        ".map(s => s.label)"
+        "() => window.notifyDashboard.charts['chart-throughput'].series.slice(1).map(s => s.label)"
     )
     by_channel = dict(zip(labels, throughput, strict=True))
     assert by_channel["EMAIL"] == 5
