@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import structlog
+from bson.errors import InvalidDocument
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from pymongo.errors import ConnectionFailure, PyMongoError
@@ -83,6 +84,13 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _mongo_error(_: Request, exc: PyMongoError) -> JsonResponse:
         log.error("database_error", error=str(exc)[:500])
         return envelope_error(503, "Service unavailable", ["database error: " + type(exc).__name__])
+
+    @app.exception_handler(InvalidDocument)
+    async def _unstorable(_: Request, exc: InvalidDocument) -> JsonResponse:
+        # Valid JSON that BSON cannot hold (a NUL byte in a key): refused, nothing written.
+        return envelope_error(
+            400, "Validation failed", [f"body cannot be stored: {str(exc)[:200]}"]
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_: Request, exc: StarletteHTTPException) -> JsonResponse:
