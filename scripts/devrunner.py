@@ -372,6 +372,16 @@ curl -sS "${{H[@]}}" $BASE/dev/outbox; echo
 """
 
 
+def metrics_banner(*, base: str, workers: Mapping[str, str]) -> str:
+    """Where the dashboard and every process's Prometheus metrics are."""
+    lines = [
+        f" Dashboard   {base}/dashboard   (sign in with the admin key above)",
+        f" Metrics     api     {base}/metrics",
+    ]
+    lines += [f"             {name:<7} {url}" for name, url in workers.items()]
+    return "\n".join(lines) + "\n"
+
+
 def child_env(base: Mapping[str, str], *, api_key: str) -> dict[str, str]:
     """The children's environment: `base` plus the development defaults not already set."""
     env = dict(base)
@@ -419,21 +429,33 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def start_services(sup: Supervisor, env: Mapping[str, str], *, workers: bool = True) -> None:
+METRICS_BASE_PORT = 9101  # workers' metrics ports: 9101, 9102, … in start order
+
+
+def start_services(
+    sup: Supervisor, env: Mapping[str, str], *, workers: bool = True
+) -> dict[str, str]:
     """Start the API and, unless told not to, NOTIFY_WORKER_PROCESSES workers per channel and
-    the maintenance worker."""
+    the maintenance worker, each with a metrics port of its own; their metrics URLs by name."""
     python = sys.executable
     sup.start("api", [python, "-m", "api"], env)
     if not workers:
-        return
+        return {}
     copies = int(
         env.get("NOTIFY_WORKER_PROCESSES") or Settings.model_fields["worker_processes"].default
     )
-    for channel in Channel:
-        for n in range(1, copies + 1):
-            name = channel.value if n == 1 else f"{channel.value}{n}"
-            sup.start(name, [python, "-m", "workers", channel.value], env)
-    sup.start("maint", [python, "-m", "workers", "maintenance"], env)
+    roles = [
+        (channel.value if n == 1 else f"{channel.value}{n}", channel.value)
+        for channel in Channel
+        for n in range(1, copies + 1)
+    ] + [("maint", "maintenance")]
+    urls: dict[str, str] = {}
+    host = env.get("NOTIFY_METRICS_HOST") or str(Settings.model_fields["metrics_host"].default)
+    for index, (name, role) in enumerate(roles):
+        port = METRICS_BASE_PORT + index
+        urls[name] = f"http://{host}:{port}/metrics"
+        sup.start(name, [python, "-m", "workers", role], {**env, "NOTIFY_METRICS_PORT": str(port)})
+    return urls
 
 
 def supervise(args: argparse.Namespace, sup: Supervisor) -> int:
@@ -459,12 +481,13 @@ def supervise(args: argparse.Namespace, sup: Supervisor) -> int:
     key, key_origin = resolve_api_key(env.get("NOTIFY_BOOTSTRAP_API_KEY"), KEY_FILE)
     env = child_env(env, api_key=key)
 
-    start_services(sup, env, workers=not args.no_workers)
+    metrics = start_services(sup, env, workers=not args.no_workers)
 
     base = f"http://{host}:{port}"
     if not wait_ready(sup, f"{base}/health/ready", sup.children, args.ready_timeout):
         return 0 if sup.stop.requested else 1
     sup.console.raw(banner(base=base, key=key, key_origin=key_origin, env=env, mongo=mongo_note))
+    sup.console.raw(metrics_banner(base=base, workers=metrics))
     return watch(sup, sup.children)
 
 
