@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -27,6 +28,7 @@ class AppContext:
     rate_limiter: RateLimiter
     queue_stats: QueueStats
     key_cache: dict[str, tuple[float, Principal | None]] = field(default_factory=dict)
+    key_lookups: dict[str, asyncio.Future[Principal | None]] = field(default_factory=dict)
     dashboard_stats: DashboardStats = field(default_factory=DashboardStats)
 
 

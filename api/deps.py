@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import replace
 from typing import Annotated
@@ -39,34 +40,45 @@ async def _principal_for_key(ctx: AppContext, key: str) -> Principal | None:
     That cache's lifetime bounds how long a revoked key keeps working on a process that has
     seen it (docs/security.md); an expiry is checked on every request.
     """
-    now = time.monotonic()
     cached = ctx.key_cache.get(key)
-    if cached and cached[0] > now:
+    if cached and cached[0] > time.monotonic():
         principal = cached[1]
     else:
-        doc = await ctx.db.api_keys.find(key=key)
-        principal = (
-            Principal(
-                tenant_id=doc["tenant_id"],
-                scopes=frozenset(doc.get("scopes", [])),
-                key_label=f"{doc.get('name', 'key')}:{doc['key_hash'][:12]}",
-                environment=str(doc.get("environment") or "development"),
-                key_id=str(doc.get("key_id") or f"key_{doc['key_hash'][:16]}"),
-                rate_limit=doc.get("rate_limit"),
-                expires_at=doc.get("expires_at"),
-            )
-            if doc
-            else None
-        )
-        if len(ctx.key_cache) > 10_000:
-            ctx.key_cache.clear()
-        ctx.key_cache[key] = (now + ctx.settings.api_key_cache_s, principal)
+        # Requests arriving together when the entry expires share one read.
+        pending = ctx.key_lookups.get(key)
+        if pending is None:
+            pending = asyncio.ensure_future(_read_key(ctx, key))
+            ctx.key_lookups[key] = pending
+            pending.add_done_callback(lambda _: ctx.key_lookups.pop(key, None))
+        principal = await asyncio.shield(pending)
     if (
         principal is not None
         and principal.expires_at is not None
         and (principal.expires_at <= utcnow())
     ):
         return None
+    return principal
+
+
+async def _read_key(ctx: AppContext, key: str) -> Principal | None:
+    """Read a key's record and cache what it grants (None: unknown, revoked or expired)."""
+    doc = await ctx.db.api_keys.find(key=key)
+    principal = (
+        Principal(
+            tenant_id=doc["tenant_id"],
+            scopes=frozenset(doc.get("scopes", [])),
+            key_label=f"{doc.get('name', 'key')}:{doc['key_hash'][:12]}",
+            environment=str(doc.get("environment") or "development"),
+            key_id=str(doc.get("key_id") or f"key_{doc['key_hash'][:16]}"),
+            rate_limit=doc.get("rate_limit"),
+            expires_at=doc.get("expires_at"),
+        )
+        if doc
+        else None
+    )
+    if len(ctx.key_cache) > 10_000:
+        ctx.key_cache.clear()
+    ctx.key_cache[key] = (time.monotonic() + ctx.settings.api_key_cache_s, principal)
     return principal
 
 

@@ -147,11 +147,11 @@ def _string(name: str, schema: dict[str, Any]) -> str:
     if fmt == "date-time":
         return (datetime.now(UTC) + timedelta(days=1)).isoformat().replace("+00:00", "Z")
     if fmt == "email":
-        return "probe@b.test"
+        return "probe@acme-b.com"
     if "email" in name.lower():
-        return "probe@b.test"
+        return "probe@acme-b.com"
     if "url" in name.lower() or fmt == "uri":
-        return "https://b.test/hook"
+        return "https://acme-b.com/hook"
     if "locale" in name.lower():
         return "en"
     if "timezone" in name.lower():

@@ -3,12 +3,15 @@ and a worker's own port; the dashboard's stats endpoint from the same sends."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 import httpx
+import psutil
 
 from shared.domain import Channel
 from shared.settings import Settings
+from tests.integration.api_processes import api_processes
 from tests.integration.helpers import ok_rpc, wait_final_status
 from tests.support import System, Tenant, free_port
 from workers.process import WorkerProcess
@@ -124,3 +127,32 @@ async def test_dashboard_stats_show_the_tenants_sends(system: System, tenant: Te
         assert queues[f"{system.settings.prefix}.email.dlq"]["kind"] == "dlq"
     finally:
         await operator.client.aclose()
+
+
+async def test_several_api_processes_answer_for_all_of_them(
+    tenant: Tenant, settings: Settings
+) -> None:
+    route = "/api/v1/notifications/manage/list-templates"
+    env = {"NOTIFY_API_PROCESSES": "2"}
+    async with (
+        api_processes(settings, 1, env=env) as (api,),
+        httpx.AsyncClient(
+            base_url=api.base_url, headers={"Authorization": f"Bearer {tenant.api_key}"}
+        ) as client,
+    ):
+        # Concurrent requests on new connections, so both of uvicorn's processes take some.
+        responses = await asyncio.gather(
+            *(client.post(route, json={}, headers={"Connection": "close"}) for _ in range(60))
+        )
+        assert {r.status_code for r in responses} == {200}
+        texts = await asyncio.gather(
+            *(client.get("/metrics", headers={"Connection": "close"}) for _ in range(6))
+        )
+        children = psutil.Process(api.popen.pid).children()
+    assert len(children) >= 2, "uvicorn runs two API processes"
+    for text in texts:
+        assert sample(text.text, "notify_http_requests_total", route=route, status="200") == 60
+        # The aggregated registry (files of every process), not one process's own: that one
+        # would also hold this process's `process_*` metrics. The kernel may hand one process
+        # most connections, so equal counts alone would not prove the aggregation.
+        assert "process_cpu_seconds_total" not in text.text
