@@ -92,6 +92,28 @@ def install_error_handlers(app: FastAPI) -> None:
             400, "Validation failed", [f"body cannot be stored: {str(exc)[:200]}"]
         )
 
+    @app.exception_handler(OverflowError)
+    async def _too_big_for_bson(_: Request, exc: OverflowError) -> JsonResponse:
+        # BSON holds integers of at most 8 bytes; a larger number in free-form data (content
+        # data, variables) is the client's, so a 400, nothing written. Any other overflow is
+        # ours.
+        if _raised_encoding_bson(exc):
+            return envelope_error(
+                400, "Validation failed", ["body cannot be stored: a number is over 8 bytes"]
+            )
+        log.error("unhandled_overflow", error=repr(exc))
+        return envelope_error(500, "Internal server error", "internal error")
+
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_: Request, exc: StarletteHTTPException) -> JsonResponse:
         return envelope_error(exc.status_code, str(exc.detail), str(exc.detail))
+
+
+def _raised_encoding_bson(exc: BaseException) -> bool:
+    tb = exc.__traceback__
+    while tb is not None:
+        filename = tb.tb_frame.f_code.co_filename
+        if "/bson/" in filename or "/pymongo/" in filename:
+            return True
+        tb = tb.tb_next
+    return False

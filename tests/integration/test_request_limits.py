@@ -1,5 +1,6 @@
-"""Per-key rate limits: exact across two API processes, 429 with Retry-After, the IETF
-RateLimit headers on every keyed response; and a body over the size limit is a 413."""
+"""Request limits: per-key rate limits exact across two API processes (429, Retry-After and
+the IETF RateLimit headers on every keyed response), 413 for a body over the size limit, 400
+for data the database cannot store."""
 
 from __future__ import annotations
 
@@ -131,3 +132,20 @@ async def test_a_body_over_the_limit_is_413_and_changes_nothing(
         "/api/v1/notifications/manage/get-subscriber", json={"userId": "big"}
     )
     assert missing.status_code == 404
+
+
+async def test_data_the_database_cannot_store_is_a_400(tenant: Tenant) -> None:
+    for data, rule in [
+        ({"big": 2**70}, "a number is over 8 bytes"),
+        ({"bad\u0000key": 1}, "NULL byte"),
+    ]:
+        response = await tenant.client.post(
+            "/api/v1/notifications/manage/send",
+            json={
+                "userId": "u",
+                "channel": "IN_APP",
+                "content": {"title": "t", "body": "b", "data": data},
+            },
+        )
+        assert response.status_code == 400, response.text
+        assert rule in response.json()["error"][0]
