@@ -35,6 +35,22 @@ async def rotation_db(settings: Settings) -> AsyncIterator[tuple[Settings, Datab
         await drop_database(own.mongodb_url, own.database_name)
 
 
+async def _store_sendgrid(db: Database, tenant_id: str, cipher: CredentialCipher) -> None:
+    """A SendGrid config as configure-provider stores it, encrypted with `cipher`."""
+    await db.providers.upsert(
+        tenant_id=tenant_id,
+        provider_id="sendgrid",
+        fields={
+            "provider_type": "SENDGRID",
+            "channel": "email",
+            "active": True,
+            "priority": 0,
+            "credentials_enc": cipher.encrypt(CREDENTIALS),
+            "credential_fields": sorted(CREDENTIALS),
+        },
+    )
+
+
 async def _configs(base_url: str, key: str) -> list[dict[str, object]]:
     async with httpx.AsyncClient(base_url=base_url, timeout=10) as client:
         response = await client.post(
@@ -53,18 +69,7 @@ async def test_old_and_new_keys_both_read_until_reencrypted(
     own, db = rotation_db
     old_only = CredentialCipher(OLD)
     for tenant in ("t1", "t2"):
-        await db.providers.upsert(
-            tenant_id=tenant,
-            provider_id="sendgrid",
-            fields={
-                "provider_type": "SENDGRID",
-                "channel": "email",
-                "active": True,
-                "priority": 0,
-                "credentials_enc": old_only.encrypt(CREDENTIALS),
-                "credential_fields": sorted(CREDENTIALS),
-            },
-        )
+        await _store_sendgrid(db, tenant, old_only)
     key = f"nk_test_{secrets.token_urlsafe(16)}"
     await db.api_keys.ensure(key=key, tenant_id="t1", scopes=["admin"], name="t")
     env = {"NOTIFY_DATABASE": own.database_name, "NOTIFY_SECRET_KEY": NEW}
@@ -107,17 +112,7 @@ async def test_credentials_no_key_can_read_are_reported(
     rotation_db: tuple[Settings, Database],
 ) -> None:
     own, db = rotation_db
-    await db.providers.upsert(
-        tenant_id="t9",
-        provider_id="sendgrid",
-        fields={
-            "provider_type": "SENDGRID",
-            "channel": "email",
-            "active": True,
-            "priority": 0,
-            "credentials_enc": CredentialCipher("lost").encrypt(CREDENTIALS),
-        },
-    )
+    await _store_sendgrid(db, "t9", CredentialCipher("lost"))
     run = await notifyctl(
         own,
         "secrets",
