@@ -181,7 +181,7 @@ async def test_revocation_reaches_every_api_process_within_seconds(
 
                 await wait_for(refused, timeout_s=10, what="the revoked key to be refused")
             took = time.monotonic() - revoked_at
-            assert took <= settings.api_key_cache_s + 1.5, took
+            assert took <= settings.api_key_cache_s + 2.5, took
         finally:
             for client in clients:
                 await client.aclose()
