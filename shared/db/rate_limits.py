@@ -7,11 +7,14 @@ more than the limit. The documents expire (TTL index) once their window is over.
 
 from __future__ import annotations
 
+import contextlib
 from datetime import UTC, datetime, timedelta
 
 from pymongo import IndexModel, ReturnDocument
+from pymongo.errors import DuplicateKeyError
 
 from shared.db.base import Repo
+from shared.errors import DatabaseUnavailable
 
 
 class RateLimitsRepo(Repo):
@@ -26,13 +29,24 @@ class RateLimitsRepo(Repo):
         )
 
     async def lease(self, *, key_id: str, window_start: int, window_s: int, wanted: int) -> int:
-        """Add `wanted` to the window's leased total; the total after this lease."""
-        expires = datetime.fromtimestamp(window_start + window_s, UTC) + timedelta(hours=1)
-        doc = await self.col.find_one_and_update(
-            {"_id": f"{key_id}:{window_start}"},
-            {"$inc": {"leased": wanted}, "$setOnInsert": {"expires_at": expires}},
-            upsert=True,
-            return_document=ReturnDocument.AFTER,
-        )
-        assert doc is not None  # upsert with AFTER always returns the document
-        return int(doc["leased"])
+        """Add `wanted` to the window's leased total; the total after this lease.
+
+        The increment never upserts: SecantusDB can answer a racing upsert-and-return with no
+        document though it applied the increment, and the total must be exact. The window's
+        document is created first (once per key, window and process) when it is missing.
+        """
+        _id = f"{key_id}:{window_start}"
+        for _ in range(3):
+            doc = await self.col.find_one_and_update(
+                {"_id": _id}, {"$inc": {"leased": wanted}}, return_document=ReturnDocument.AFTER
+            )
+            if doc is not None:
+                return int(doc["leased"])
+            expires = datetime.fromtimestamp(window_start + window_s, UTC) + timedelta(hours=1)
+            with contextlib.suppress(DuplicateKeyError):  # another process created it
+                await self.col.update_one(
+                    {"_id": _id},
+                    {"$setOnInsert": {"leased": 0, "expires_at": expires}},
+                    upsert=True,
+                )
+        raise DatabaseUnavailable(f"rate-limit window {_id} could not be leased")
