@@ -16,6 +16,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.error
@@ -145,6 +146,7 @@ class Supervisor:
         self.console = console
         self.stop = stop
         self.children: list[Child] = []
+        self.cleanup: list[str] = []  # directories removed once every child has stopped
 
     def start(self, name: str, argv: Sequence[str], env: Mapping[str, str]) -> Child:
         """Start `argv` in the repository root, in its own process group."""
@@ -480,6 +482,12 @@ def supervise(args: argparse.Namespace, sup: Supervisor) -> int:
 
     key, key_origin = resolve_api_key(env.get("NOTIFY_BOOTSTRAP_API_KEY"), KEY_FILE)
     env = child_env(env, api_key=key)
+    # One metrics directory for every process of this run (prometheus-client's multiprocess
+    # mode): the API's /metrics then adds up the workers' counters too (deliveries, …).
+    if "PROMETHEUS_MULTIPROC_DIR" not in env:
+        DATA_DIR.mkdir(parents=True, exist_ok=True)
+        env["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="metrics-", dir=DATA_DIR)
+        sup.cleanup.append(env["PROMETHEUS_MULTIPROC_DIR"])
 
     metrics = start_services(sup, env, workers=not args.no_workers)
 
@@ -518,6 +526,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The database goes last, so the others can still write while they shut down.
         sup.stop_all([c for c in sup.children if c.name != "mongo"])
         sup.stop_all([c for c in sup.children if c.name == "mongo"])
+        for path in sup.cleanup:
+            shutil.rmtree(path, ignore_errors=True)
     console.say("stopped" if code == 0 else f"stopped (exit code {code})")
     return code
 
