@@ -342,7 +342,15 @@ def redact(url: str) -> str:
 _DEMO_USER = "123e4567-e89b-12d3-a456-426614174000"  # the seed-003 example's user
 
 
-def banner(*, base: str, key: str, key_origin: str, env: Mapping[str, str], mongo: str) -> str:
+def banner(
+    *,
+    base: str,
+    key: str,
+    key_origin: str,
+    env: Mapping[str, str],
+    mongo: str,
+    metrics: str = "",
+) -> str:
     """The ready message: URLs, the admin key and curl commands to paste (bash or zsh)."""
     rule = "─" * 78
     rabbit = env.get("RABBITMQ_URL") or str(Settings.model_fields["rabbitmq_url"].default)
@@ -369,7 +377,7 @@ curl -sS "${{H[@]}}" $API -d '{{"notification_type": "email", "user_id": "{_DEMO
   "request_id": "req-{uuid.uuid4()}", "priority": 1}}'; echo
 curl -sS "${{H[@]}}" $BASE/dev/outbox; echo
 
- Ctrl-C stops everything.
+{metrics} Ctrl-C stops everything.
 {rule}
 """
 
@@ -494,8 +502,16 @@ def supervise(args: argparse.Namespace, sup: Supervisor) -> int:
     base = f"http://{host}:{port}"
     if not wait_ready(sup, f"{base}/health/ready", sup.children, args.ready_timeout):
         return 0 if sup.stop.requested else 1
-    sup.console.raw(banner(base=base, key=key, key_origin=key_origin, env=env, mongo=mongo_note))
-    sup.console.raw(metrics_banner(base=base, workers=metrics))
+    sup.console.raw(
+        banner(
+            base=base,
+            key=key,
+            key_origin=key_origin,
+            env=env,
+            mongo=mongo_note,
+            metrics=metrics_banner(base=base, workers=metrics) + "\n",
+        )
+    )
     return watch(sup, sup.children)
 
 
