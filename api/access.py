@@ -20,11 +20,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from fastapi import Request
+from starlette.requests import HTTPConnection
 
-from api.context import Principal
-from api.deps import get_ctx, resolve_principal
-from shared.errors import Forbidden, ValidationFailed
+from api.context import AppContext, Principal
+from api.deps import resolve_principal
+from shared.errors import Forbidden, Unauthorized, ValidationFailed
 
 API = "/api/v1/notifications"
 MANAGE = f"{API}/manage/"
@@ -100,20 +100,32 @@ def check(access: Access, principal: Principal) -> None:
         raise Forbidden(f"this operation needs an API key with the {access.describe()} scope")
 
 
-async def enforce_access(request: Request) -> None:
+async def enforce_access(connection: HTTPConnection) -> None:
     """The app-level dependency: authenticate, spend one request of the key's rate limit,
-    check the route's rule. The principal is kept for the route's own dependencies."""
-    route = request.scope.get("route")
-    path = str(getattr(route, "path", request.url.path))
-    access = access_for(method=request.method, path=path)
+    check the route's rule. The principal is kept for the route's own dependencies.
+
+    WebSocket routes authenticate their handshake themselves. On a user RPC, credentials
+    that are not an API key (e.g. a subscriber's session token) are left to the route's own
+    dependency, which accepts or refuses them.
+    """
+    if connection.scope["type"] != "http":
+        return
+    route = connection.scope.get("route")
+    path = str(getattr(route, "path", connection.url.path))
+    access = access_for(method=connection.scope["method"], path=path)
     if access.public:
         return
-    ctx = get_ctx(request)
-    principal = await resolve_principal(ctx, request)
+    ctx: AppContext = connection.app.state.ctx
+    try:
+        principal = await resolve_principal(ctx, connection)
+    except Unauthorized:
+        if access.user:
+            return
+        raise
     if principal.key_id is not None:
         limiter = ctx.rate_limiter
         decision = await limiter.take(key_id=principal.key_id, limit=principal.rate_limit)
-        request.state.rate_limit = decision
+        connection.state.rate_limit = decision
         if not decision.allowed:
             raise limiter.refusal(decision)
     check(access, principal)

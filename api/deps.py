@@ -8,6 +8,7 @@ from dataclasses import replace
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
+from starlette.requests import HTTPConnection
 
 from api.context import AppContext, Principal
 from shared.db.base import utcnow
@@ -82,14 +83,14 @@ async def _read_key(ctx: AppContext, key: str) -> Principal | None:
     return principal
 
 
-def _gateway_scopes(ctx: AppContext, request: Request) -> frozenset[str]:
+def _gateway_scopes(ctx: AppContext, request: HTTPConnection) -> frozenset[str]:
     """Roles the gateway asserted (gateway mode trusts them as it trusts X-User-ID)."""
     raw = request.headers.get(ctx.settings.gateway_roles_header, "")
     roles = {r.strip().lower() for r in raw.split(",") if r.strip()}
     return frozenset({"admin"}) if ctx.settings.gateway_admin_role.lower() in roles else frozenset()
 
 
-async def resolve_principal(ctx: AppContext, request: Request) -> Principal:
+async def resolve_principal(ctx: AppContext, request: HTTPConnection) -> Principal:
     """The caller of `request` (once per request: `api/access.py` resolves it first).
 
     `Authorization: ApiKey|Bearer <key>` names a key; with `X-User-ID` the key acts for that

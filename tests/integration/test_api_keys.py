@@ -185,3 +185,16 @@ async def test_revocation_reaches_every_api_process_within_seconds(
         finally:
             for client in clients:
                 await client.aclose()
+
+
+async def test_user_rpcs_refuse_unknown_credentials_in_the_routes_own_check(
+    system: System,
+) -> None:
+    async with _client(system.base_url, "nk_not_a_key") as client:
+        response = await client.post(
+            "/api/v1/notifications/get-registered-channels",
+            json={},
+            headers={"X-User-ID": "u1"},
+        )
+    assert response.status_code == 401
+    assert response.json()["error"] == "Invalid or missing authentication token"
