@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
+
 import uvicorn
 
 from api.app import create_app
 from shared.logging import configure_logging
+from shared.metrics import MULTIPROC_ENV
 from shared.settings import Settings
 
 
@@ -14,6 +18,9 @@ def main() -> None:
     settings = Settings()
     configure_logging(settings, process="api")
     if settings.api_processes > 1:
+        # Each process counts into files of a shared directory, so any process's /metrics
+        # answers for all of them (prometheus-client's multiprocess mode).
+        os.environ.setdefault(MULTIPROC_ENV, tempfile.mkdtemp(prefix="notify-metrics-"))
         # uvicorn's own process manager: each worker builds the app from the environment.
         uvicorn.run(
             "api.app:create_app_from_env",

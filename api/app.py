@@ -9,24 +9,30 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import structlog
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
 from pymongo.errors import DuplicateKeyError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.access import enforce_access
 from api.context import AppContext
 from api.errors import install_error_handlers
 from api.inbox.hub import RealtimeHub
+from api.middleware import BodyLimitMiddleware, ObserveMiddleware
 from api.openapi import without_fastapi_422
+from api.ratelimit import RateLimiter
 from api.routes import (
+    api_keys,
     chat,
+    dashboard,
     dead_letters,
     dev,
     digests,
     health,
     inbox,
     inbox_realtime,
+    metrics,
     notifications,
     pending,
     providers,
@@ -41,6 +47,7 @@ from shared.crypto import CredentialCipher
 from shared.db.client import connect_database
 from shared.logging import configure_logging
 from shared.messaging.broker import Broker
+from shared.messaging.queue_stats import QueueStats
 from shared.messaging.topology import Topology
 from shared.pipeline import PipelineHooks, SendPipeline
 from shared.settings import Settings
@@ -123,14 +130,21 @@ def create_app(settings: Settings, *, hooks: PipelineHooks | None = None) -> Fas
             settings=settings,
             db=db,
             broker=broker,
-            cipher=CredentialCipher(settings.secret_key),
+            cipher=CredentialCipher(settings.secret_key, previous=settings.previous_secrets),
             pipeline=SendPipeline(db=db, broker=broker, hooks=hooks),
+            rate_limiter=RateLimiter(
+                repo=db.rate_limits,
+                default_limit=settings.rate_limit_requests,
+                window_s=settings.rate_limit_window_s,
+            ),
+            queue_stats=QueueStats(broker=broker, cache_s=settings.queue_stats_cache_s),
         )
         log.info("api_started", prefix=settings.prefix)
         try:
             yield
         finally:
             await hub.close()
+            await app.state.ctx.queue_stats.close()
             await broker.close()
             await db.close()
             log.info("api_stopped")
@@ -140,6 +154,9 @@ def create_app(settings: Settings, *, hooks: PipelineHooks | None = None) -> Fas
         summary="Self-hosted multi-channel notifications",
         version="0.1.0",
         lifespan=lifespan,
+        # Authentication, the key's rate limit and the route's scope (api/access.py), for
+        # every route, those added later included.
+        dependencies=[Depends(enforce_access)],
     )
     install_error_handlers(app)
 
@@ -149,14 +166,19 @@ def create_app(settings: Settings, *, hooks: PipelineHooks | None = None) -> Fas
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(ObserveMiddleware)
     app.add_middleware(CorrelationIdMiddleware)
     app.include_router(health.router)
+    app.include_router(metrics.router)
+    app.include_router(dashboard.router)
     app.include_router(notifications.router)
     for module in (sending, subscribers, providers, templates):
         app.include_router(module.router)
     app.include_router(dead_letters.router)
     app.include_router(scheduling.router)
     app.include_router(digests.router)
+    app.include_router(api_keys.router)
     app.include_router(user.router)
     app.include_router(chat.router)
     app.include_router(suppressions.router)

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
+from datetime import datetime
 
+from api.dashboard_stats import DashboardStats
+from api.ratelimit import RateLimiter
 from shared.crypto import CredentialCipher
 from shared.db.client import Database
 from shared.messaging.broker import Broker
+from shared.messaging.queue_stats import QueueStats
 from shared.pipeline import SendPipeline
 from shared.settings import Settings
 
@@ -20,7 +25,11 @@ class AppContext:
     broker: Broker
     cipher: CredentialCipher
     pipeline: SendPipeline
+    rate_limiter: RateLimiter
+    queue_stats: QueueStats
     key_cache: dict[str, tuple[float, Principal | None]] = field(default_factory=dict)
+    key_lookups: dict[str, asyncio.Future[Principal | None]] = field(default_factory=dict)
+    dashboard_stats: DashboardStats = field(default_factory=DashboardStats)
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +44,9 @@ class Principal:
     # Which of the tenant's environments the key acts in (`development` or `production`):
     # workflows, templates and provider configs live per environment.
     environment: str = "development"
+    key_id: str | None = None  # the key's public id; None for gateway callers (no rate limit)
+    rate_limit: int | None = None  # the key's own budget per window; None: the default
+    expires_at: datetime | None = None  # a rotated or expiring key stops working then
 
     @property
     def is_admin(self) -> bool:

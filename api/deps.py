@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
+from dataclasses import replace
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
+from starlette.requests import HTTPConnection
 
 from api.context import AppContext, Principal
 from api.inbox.session import SessionRejected, SessionTokens, looks_like_session_token
+from shared.db.base import utcnow
 from shared.errors import Forbidden, Unauthorized, ValidationFailed
 
-_KEY_CACHE_S = 30.0  # a revoked key stops working within this long
 _INVALID_TOKEN = "Invalid or missing authentication token"
 
 
@@ -34,10 +37,33 @@ def _presented_key(authorization: str | None) -> str | None:
 
 
 async def _principal_for_key(ctx: AppContext, key: str) -> Principal | None:
-    now = time.monotonic()
+    """The key's principal, read at most once per `NOTIFY_API_KEY_CACHE_S` per process.
+
+    That cache's lifetime bounds how long a revoked key keeps working on a process that has
+    seen it (docs/security.md); an expiry is checked on every request.
+    """
     cached = ctx.key_cache.get(key)
-    if cached and cached[0] > now:
-        return cached[1]
+    if cached and cached[0] > time.monotonic():
+        principal = cached[1]
+    else:
+        # Requests arriving together when the entry expires share one read.
+        pending = ctx.key_lookups.get(key)
+        if pending is None:
+            pending = asyncio.ensure_future(_read_key(ctx, key))
+            ctx.key_lookups[key] = pending
+            pending.add_done_callback(lambda _: ctx.key_lookups.pop(key, None))
+        principal = await asyncio.shield(pending)
+    if (
+        principal is not None
+        and principal.expires_at is not None
+        and (principal.expires_at <= utcnow())
+    ):
+        return None
+    return principal
+
+
+async def _read_key(ctx: AppContext, key: str) -> Principal | None:
+    """Read a key's record and cache what it grants (None: unknown, revoked or expired)."""
     doc = await ctx.db.api_keys.find(key=key)
     principal = (
         Principal(
@@ -45,21 +71,61 @@ async def _principal_for_key(ctx: AppContext, key: str) -> Principal | None:
             scopes=frozenset(doc.get("scopes", [])),
             key_label=f"{doc.get('name', 'key')}:{doc['key_hash'][:12]}",
             environment=str(doc.get("environment") or "development"),
+            key_id=str(doc.get("key_id") or f"key_{doc['key_hash'][:16]}"),
+            rate_limit=doc.get("rate_limit"),
+            expires_at=doc.get("expires_at"),
         )
         if doc
         else None
     )
     if len(ctx.key_cache) > 10_000:
         ctx.key_cache.clear()
-    ctx.key_cache[key] = (now + _KEY_CACHE_S, principal)
+    ctx.key_cache[key] = (time.monotonic() + ctx.settings.api_key_cache_s, principal)
     return principal
 
 
-def _gateway_scopes(ctx: AppContext, request: Request) -> frozenset[str]:
+def _gateway_scopes(ctx: AppContext, request: HTTPConnection) -> frozenset[str]:
     """Roles the gateway asserted (gateway mode trusts them as it trusts X-User-ID)."""
     raw = request.headers.get(ctx.settings.gateway_roles_header, "")
     roles = {r.strip().lower() for r in raw.split(",") if r.strip()}
     return frozenset({"admin"}) if ctx.settings.gateway_admin_role.lower() in roles else frozenset()
+
+
+async def resolve_principal(ctx: AppContext, request: HTTPConnection) -> Principal:
+    """The caller of `request` (once per request: `api/access.py` resolves it first).
+
+    `Authorization: ApiKey|Bearer <key>` names a key; with `X-User-ID` the key acts for that
+    user. In gateway mode a request without a key is trusted as the gateway says: X-User-ID
+    and X-Tenant-ID name the caller, and the roles header (`X-User-Roles: admin` by default)
+    grants the admin scope.
+    """
+    known: Principal | None = getattr(request.state, "principal", None)
+    if known is not None:
+        return known
+    headers = request.headers
+    x_user_id = headers.get("x-user-id")
+    x_tenant_id = headers.get("x-tenant-id")
+    key = _presented_key(headers.get("authorization"))
+    if key is None:
+        if ctx.settings.gateway_mode and x_user_id and x_tenant_id:
+            principal = Principal(
+                tenant_id=x_tenant_id,
+                scopes=_gateway_scopes(ctx, request),
+                user_id=x_user_id,
+                via_gateway=True,
+                key_label=f"gateway:{x_user_id}",
+            )
+            request.state.principal = principal
+            return principal
+        raise Unauthorized(_INVALID_TOKEN)
+    found = await _principal_for_key(ctx, key)
+    if found is None:
+        raise Unauthorized(_INVALID_TOKEN)
+    if x_tenant_id is not None and x_tenant_id != found.tenant_id:
+        raise Forbidden("X-Tenant-ID does not match the API key's tenant")
+    principal = replace(found, user_id=x_user_id, via_gateway=True) if x_user_id else found
+    request.state.principal = principal
+    return principal
 
 
 async def authenticate(
@@ -69,47 +135,16 @@ async def authenticate(
     x_user_id: Annotated[str | None, Header()] = None,
     x_tenant_id: Annotated[str | None, Header()] = None,
 ) -> Principal:
-    """Resolve the caller from `Authorization: ApiKey|Bearer <key>` (or gateway headers).
-
-    In gateway mode a request without a key is trusted as the gateway says: X-User-ID and
-    X-Tenant-ID name the caller, and the roles header (`X-User-Roles: admin` by default)
-    grants the admin scope for /manage/.
-    """
-    key = _presented_key(authorization)
-    if key is None:
-        if ctx.settings.gateway_mode and x_user_id and x_tenant_id:
-            return Principal(
-                tenant_id=x_tenant_id,
-                scopes=_gateway_scopes(ctx, request),
-                user_id=x_user_id,
-                via_gateway=True,
-                key_label=f"gateway:{x_user_id}",
-            )
-        raise Unauthorized(_INVALID_TOKEN)
-    principal = await _principal_for_key(ctx, key)
-    if principal is None:
-        raise Unauthorized(_INVALID_TOKEN)
-    if x_tenant_id is not None and x_tenant_id != principal.tenant_id:
-        raise Forbidden("X-Tenant-ID does not match the API key's tenant")
-    if x_user_id:
-        return Principal(
-            tenant_id=principal.tenant_id,
-            scopes=principal.scopes,
-            user_id=x_user_id,
-            via_gateway=True,
-            key_label=principal.key_label,
-            environment=principal.environment,
-        )
-    return principal
+    """The caller; the header parameters document what `resolve_principal` reads."""
+    return await resolve_principal(ctx, request)
 
 
 PrincipalDep = Annotated[Principal, Depends(authenticate)]
 
 
 async def require_admin(principal: PrincipalDep) -> Principal:
-    """Admin scope, for /manage/."""
-    if not principal.is_admin:
-        raise Forbidden("this operation needs an admin API key")
+    """The caller of a /manage/ RPC: `api/access.py` has checked its scope for this route
+    (admin, or send / read where the access table allows them)."""
     return principal
 
 
@@ -121,6 +156,7 @@ async def require_user(principal: PrincipalDep) -> Principal:
 
 
 AdminDep = Annotated[Principal, Depends(require_admin)]
+ManageDep = AdminDep  # the same: whichever scope the access table asks of the route
 UserDep = Annotated[Principal, Depends(require_user)]
 
 

@@ -1,7 +1,7 @@
 """Error responses as the OpenAPI document declares them: the envelope, per status code.
 
-Every router declares what all of its routes can answer (`COMMON`: 400, 401, 403, 503);
-a route adds what only it can answer: `responses=errors(404, 409)`.
+Every router declares what all of its routes can answer (`COMMON`: 400, 401, 403, 413, 429 and
+503); a route adds what only it can answer: `responses=errors(404, 409)`.
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     return out
 
 
-COMMON = errors(400, 401, 403, 503)
+COMMON = errors(400, 401, 403, 413, 429, 503)
 
 
 def without_fastapi_422(schema: dict[str, Any]) -> dict[str, Any]:

@@ -120,7 +120,8 @@ class _OneUser(Strict):
 
 
 class _SomeUsers(Strict):
-    userIds: list[NonEmpty] = Field(min_length=1)
+    # A ceiling for the schema; NOTIFY_BULK_MAX_RECIPIENTS (lower) is checked in the route.
+    userIds: list[NonEmpty] = Field(min_length=1, max_length=10_000)
 
 
 # The recipient base comes last so its field comes first (pydantic orders fields from the

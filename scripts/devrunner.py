@@ -16,6 +16,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.error
@@ -146,6 +147,7 @@ class Supervisor:
         self.console = console
         self.stop = stop
         self.children: list[Child] = []
+        self.cleanup: list[str] = []  # directories removed once every child has stopped
 
     def start(self, name: str, argv: Sequence[str], env: Mapping[str, str]) -> Child:
         """Start `argv` in the repository root, in its own process group."""
@@ -341,7 +343,15 @@ def redact(url: str) -> str:
 _DEMO_USER = "123e4567-e89b-12d3-a456-426614174000"  # the seed-003 example's user
 
 
-def banner(*, base: str, key: str, key_origin: str, env: Mapping[str, str], mongo: str) -> str:
+def banner(
+    *,
+    base: str,
+    key: str,
+    key_origin: str,
+    env: Mapping[str, str],
+    mongo: str,
+    metrics: str = "",
+) -> str:
     """The ready message: URLs, the admin key and curl commands to paste (bash or zsh)."""
     rule = "─" * 78
     rabbit = env.get("RABBITMQ_URL") or str(Settings.model_fields["rabbitmq_url"].default)
@@ -369,9 +379,19 @@ curl -sS "${{H[@]}}" $API -d '{{"notification_type": "email", "user_id": "{_DEMO
   "request_id": "req-{uuid.uuid4()}", "priority": 1}}'; echo
 curl -sS "${{H[@]}}" $BASE/dev/outbox; echo
 
- Ctrl-C stops everything.
+{metrics} Ctrl-C stops everything.
 {rule}
 """
+
+
+def metrics_banner(*, base: str, workers: Mapping[str, str]) -> str:
+    """Where the dashboard and every process's Prometheus metrics are."""
+    lines = [
+        f" Dashboard   {base}/dashboard   (sign in with the admin key above)",
+        f" Metrics     api     {base}/metrics",
+    ]
+    lines += [f"             {name:<7} {url}" for name, url in workers.items()]
+    return "\n".join(lines) + "\n"
 
 
 def child_env(base: Mapping[str, str], *, api_key: str) -> dict[str, str]:
@@ -421,22 +441,34 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def start_services(sup: Supervisor, env: Mapping[str, str], *, workers: bool = True) -> None:
+METRICS_BASE_PORT = 9101  # workers' metrics ports: 9101, 9102, … in start order
+
+
+def start_services(
+    sup: Supervisor, env: Mapping[str, str], *, workers: bool = True
+) -> dict[str, str]:
     """Start the API and, unless told not to, NOTIFY_WORKER_PROCESSES workers per channel, the
-    maintenance worker and the digest worker."""
+    maintenance worker and the digest worker, each with a metrics port of its own; their
+    metrics URLs by name."""
     python = sys.executable
     sup.start("api", [python, "-m", "api"], env)
     if not workers:
-        return
+        return {}
     copies = int(
         env.get("NOTIFY_WORKER_PROCESSES") or Settings.model_fields["worker_processes"].default
     )
-    for channel in Channel:
-        for n in range(1, copies + 1):
-            name = channel.value if n == 1 else f"{channel.value}{n}"
-            sup.start(name, [python, "-m", "workers", channel.value], env)
-    sup.start("maint", [python, "-m", "workers", "maintenance"], env)
-    sup.start("digest", [python, "-m", "workers", "digest"], env)
+    roles = [
+        (channel.value if n == 1 else f"{channel.value}{n}", channel.value)
+        for channel in Channel
+        for n in range(1, copies + 1)
+    ] + [("maint", "maintenance"), ("digest", "digest")]
+    urls: dict[str, str] = {}
+    host = env.get("NOTIFY_METRICS_HOST") or str(Settings.model_fields["metrics_host"].default)
+    for index, (name, role) in enumerate(roles):
+        port = METRICS_BASE_PORT + index
+        urls[name] = f"http://{host}:{port}/metrics"
+        sup.start(name, [python, "-m", "workers", role], {**env, "NOTIFY_METRICS_PORT": str(port)})
+    return urls
 
 
 def supervise(args: argparse.Namespace, sup: Supervisor) -> int:
@@ -461,13 +493,28 @@ def supervise(args: argparse.Namespace, sup: Supervisor) -> int:
 
     key, key_origin = resolve_api_key(env.get("NOTIFY_BOOTSTRAP_API_KEY"), KEY_FILE)
     env = child_env(env, api_key=key)
+    # One metrics directory for every process of this run (prometheus-client's multiprocess
+    # mode): the API's /metrics then adds up the workers' counters too (deliveries, …).
+    if "PROMETHEUS_MULTIPROC_DIR" not in env:
+        DATA_DIR.mkdir(parents=True, exist_ok=True)
+        env["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="metrics-", dir=DATA_DIR)
+        sup.cleanup.append(env["PROMETHEUS_MULTIPROC_DIR"])
 
-    start_services(sup, env, workers=not args.no_workers)
+    metrics = start_services(sup, env, workers=not args.no_workers)
 
     base = f"http://{host}:{port}"
     if not wait_ready(sup, f"{base}/health/ready", sup.children, args.ready_timeout):
         return 0 if sup.stop.requested else 1
-    sup.console.raw(banner(base=base, key=key, key_origin=key_origin, env=env, mongo=mongo_note))
+    sup.console.raw(
+        banner(
+            base=base,
+            key=key,
+            key_origin=key_origin,
+            env=env,
+            mongo=mongo_note,
+            metrics=metrics_banner(base=base, workers=metrics) + "\n",
+        )
+    )
     return watch(sup, sup.children)
 
 
@@ -498,6 +545,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The database goes last, so the others can still write while they shut down.
         sup.stop_all([c for c in sup.children if c.name != "mongo"])
         sup.stop_all([c for c in sup.children if c.name == "mongo"])
+        for path in sup.cleanup:
+            shutil.rmtree(path, ignore_errors=True)
     console.say("stopped" if code == 0 else f"stopped (exit code {code})")
     return code
 

@@ -7,6 +7,7 @@
     ├── NotFound              the named subscriber / template / notification does not exist
     ├── Conflict              the request collides with existing state
     │   └── Busy                  another operation holds the resource (e.g. a DLQ); retry
+    ├── RateLimited           the key spent its budget for this window; retry after a while
     └── Unavailable           a dependency is down; nothing was promised to the caller
         ├── BrokerUnavailable     RabbitMQ unreachable or a publish was not confirmed in time
         └── DatabaseUnavailable   MongoDB unreachable or timed out
@@ -51,6 +52,14 @@ class Conflict(NotifyError):
 
 class Busy(Conflict):
     """Another operation holds the resource right now; the same request may succeed later."""
+
+
+class RateLimited(NotifyError):
+    """The caller's key has used its budget for the current window."""
+
+    def __init__(self, message: str, *, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 class Unavailable(NotifyError):

@@ -55,6 +55,7 @@ class Attempt(_Model):
     at: datetime
     worker: str | None = None
     provider: str | None = None
+    provider_type: str | None = None  # the adapter's type (sendgrid, fcm, …): a bounded label
     outcome: str  # an Outcome name (DELIVERED, RETRY, …) or, with no call, the final status
     reason: str | None = None
     detail: str | None = None

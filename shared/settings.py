@@ -109,6 +109,26 @@ class Settings(BaseSettings):
         node_urls(value)
         return value
 
+    # Access (docs/security.md). Each API process reads a key at most once per this many
+    # seconds: a revoked key stops working everywhere within it.
+    api_key_cache_s: float = Field(default=3.0, ge=0, le=60)
+    # Per-key budget: requests per fixed window, unless the key has its own (create-api-key).
+    rate_limit_requests: int = Field(default=20_000, ge=1)
+    rate_limit_window_s: int = Field(default=60, ge=1, le=3600)
+    # Largest request body; a larger one answers 413 before it is read.
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    # Earlier NOTIFY_SECRET_KEY values (comma-separated) that still decrypt provider credentials
+    # until `notifyctl secrets reencrypt` has rewritten them under the current key.
+    previous_secret_keys: str = ""
+    # Metrics: each worker process serves Prometheus metrics on this port (0: none); the API
+    # serves them on its own port at /metrics. Broker queue figures are cached this long.
+    metrics_port: int = Field(default=9100, ge=0, le=65535)
+    metrics_host: str = "127.0.0.1"
+    queue_stats_cache_s: float = Field(default=5.0, ge=0)
+    # The tenant whose admins see figures across tenants (broker queue depths) on the
+    # dashboard: the bootstrap key's tenant by default.
+    operator_tenant: str = "default"
+
     @model_validator(mode="after")
     def _refuse_placeholder_secret(self) -> Settings:
         if self.environment == "production" and self.secret_key in _PLACEHOLDER_SECRETS:
@@ -129,6 +149,11 @@ class Settings(BaseSettings):
                 channel, self.retry_max_backoff_s
             ),
         )
+
+    @property
+    def previous_secrets(self) -> list[str]:
+        """The earlier secret keys, in the order given."""
+        return [k.strip() for k in self.previous_secret_keys.split(",") if k.strip()]
 
     @property
     def database_name(self) -> str:

@@ -89,6 +89,8 @@ def settings(rabbitmq_url: str, mongodb_url: str) -> Settings:
         overdue_grace_s=1,
         log_level="WARNING",
         log_json=True,
+        # In-process workers share one registry; a test that wants a metrics port sets one.
+        metrics_port=0,
     )
 
 

@@ -168,8 +168,13 @@ class System:
 
     async def new_tenant(self, *, scopes: tuple[str, ...] = ("admin",)) -> Tenant:
         """A tenant nobody else uses, with its own admin key."""
+        return await self.new_tenant_with_id(f"tenant-{secrets.token_hex(4)}", scopes=scopes)
+
+    async def new_tenant_with_id(
+        self, tenant_id: str, *, scopes: tuple[str, ...] = ("admin",)
+    ) -> Tenant:
+        """A key (admin by default) for the named tenant, and a client that sends it."""
         assert self.db is not None
-        tenant_id = f"tenant-{secrets.token_hex(4)}"
         key = f"nk_test_{secrets.token_urlsafe(16)}"
         await self.db.api_keys.ensure(
             key=key, tenant_id=tenant_id, scopes=list(scopes), name="test"

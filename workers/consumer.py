@@ -25,6 +25,7 @@ consumer can be paused and resumed: that is how a worker takes a high queue firs
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Mapping
 from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ import orjson
 import structlog
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
 
+from shared import metrics
 from shared.messaging.broker import BROKER_ERRORS, Broker
 
 log = structlog.get_logger(__name__)
@@ -181,6 +183,7 @@ class Consumer:
             tenant_id=body.get("tenant_id"),
             channel=body.get("channel"),
         )
+        started = time.perf_counter()
         try:
             try:
                 async with self._gate.slot(high=self._high) if self._gate else nullcontext():
@@ -188,6 +191,11 @@ class Consumer:
             except Exception:
                 log.exception("handler_failed")
                 handling = Handling.REQUEUE
+            metrics.observe_message(
+                queue=self.queue_name,
+                handling=handling.value,
+                seconds=time.perf_counter() - started,
+            )
             await self._settle(message, handling)
         finally:
             structlog.contextvars.unbind_contextvars(*_BOUND)

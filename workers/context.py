@@ -67,7 +67,7 @@ async def open_context(settings: Settings) -> AsyncIterator[WorkerContext]:
         stack.push_async_callback(http.aclose)
         resolver = ProviderResolver(
             db=db,
-            cipher=CredentialCipher(settings.secret_key),
+            cipher=CredentialCipher(settings.secret_key, previous=settings.previous_secrets),
             http=http,
             timeout_s=settings.provider_timeout_s,
             sandbox_default=settings.sandbox_default,

@@ -6,6 +6,7 @@ import contextlib
 
 import structlog
 
+from shared.metrics import MetricsServer
 from shared.settings import Settings
 from workers.context import WorkerContext, open_context
 from workers.roles import ROLES
@@ -25,6 +26,7 @@ class WorkerProcess:
         self._stack = contextlib.AsyncExitStack()
         self._services: list[Service] = []
         self.ctx: WorkerContext | None = None
+        self.metrics = MetricsServer(host=settings.metrics_host, port=settings.metrics_port)
 
     async def start(self) -> None:
         """Connect, then start every service of the role."""
@@ -32,6 +34,7 @@ class WorkerProcess:
         for service in ROLES[self.role](self.ctx):
             await service.start()
             self._services.append(service)
+        self.metrics.start()
         log.info("worker_started", role=self.role, process=self.ctx.process_id)
 
     async def stop(self, *, timeout_s: float | None = None) -> None:
@@ -40,5 +43,6 @@ class WorkerProcess:
         for service in reversed(self._services):
             await service.stop(timeout_s=timeout)
         self._services.clear()
+        self.metrics.stop()
         await self._stack.aclose()
         log.info("worker_stopped", role=self.role)

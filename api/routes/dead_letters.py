@@ -39,6 +39,17 @@ def _dead_letters(ctx: AppContext) -> DeadLetters:
     )
 
 
+# Figures of whole DLQs: they count every tenant's messages, so only the operator tenant
+# (NOTIFY_OPERATOR_TENANT) sees them; others get null (tenant isolation).
+_CROSS_TENANT = ("scanned", "queueDepth")
+
+
+def _for_tenant(view: dict[str, Any], ctx: AppContext, principal: Principal) -> dict[str, Any]:
+    if principal.tenant_id != ctx.settings.operator_tenant:
+        view.update({k: None for k in _CROSS_TENANT if k in view})
+    return view
+
+
 def _actor(principal: Principal) -> str:
     return f"api:{principal.tenant_id}/{principal.key_label or 'unknown-key'}"
 
@@ -53,7 +64,7 @@ async def list_dead_letters(
     listing = await _dead_letters(ctx).list_dead_letters(
         filters=body.to_filter(tenant_id=principal.tenant_id), limit=body.limit
     )
-    return listing_view(listing)
+    return _for_tenant(listing_view(listing), ctx, principal)
 
 
 @router.post(
@@ -116,7 +127,7 @@ async def _change(
         dry_run=body.dryRun,
         correlation_id=request.state.correlation_id,
     )
-    return result_view(result)
+    return _for_tenant(result_view(result), ctx, principal)
 
 
 @router.post("/list-dead-letter-operations", summary="Audit trail of replays and purges")
@@ -127,4 +138,4 @@ async def list_dead_letter_operations(
     docs = await _dead_letters(ctx).list_operations(
         tenant_id=principal.tenant_id, action=body.action, limit=body.limit
     )
-    return {"operations": [operation_view(d) for d in docs]}
+    return {"operations": [_for_tenant(operation_view(d), ctx, principal) for d in docs]}

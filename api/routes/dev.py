@@ -7,9 +7,10 @@ from typing import Any
 from fastapi import APIRouter, Query
 
 from api.deps import AdminDep, CtxDep
+from api.openapi import COMMON
 from shared.timefmt import iso_z
 
-router = APIRouter(prefix="/dev", tags=["dev"])
+router = APIRouter(prefix="/dev", tags=["dev"], responses=COMMON)
 
 
 @router.get("/outbox", summary="Messages accepted by the sandbox provider")

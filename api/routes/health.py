@@ -7,6 +7,7 @@ import asyncio
 from fastapi import APIRouter
 
 from api.deps import CtxDep
+from api.openapi import errors
 from api.responses import JsonResponse
 
 router = APIRouter(prefix="/health", tags=["health"])
@@ -18,7 +19,7 @@ async def live() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/ready", summary="RabbitMQ and MongoDB are reachable")
+@router.get("/ready", summary="RabbitMQ and MongoDB are reachable", responses=errors(503))
 async def ready(ctx: CtxDep) -> JsonResponse:
     """503 naming what is down."""
     checks: dict[str, str] = {}

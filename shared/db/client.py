@@ -12,6 +12,7 @@ from pymongo.errors import ConnectionFailure
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from shared.db.api_keys import ApiKeysRepo
+from shared.db.circuits import CircuitsRepo
 from shared.db.dead_letter_operations import DeadLetterOperationsRepo
 from shared.db.digests import DigestActivityRepo, DigestsRepo
 from shared.db.inbox import InboxRepo
@@ -19,6 +20,7 @@ from shared.db.inbox_streams import InboxStreamsRepo
 from shared.db.notifications import NotificationsRepo
 from shared.db.outbox import DevOutboxRepo
 from shared.db.providers import ProvidersRepo
+from shared.db.rate_limits import RateLimitsRepo
 from shared.db.subscribers import SubscribersRepo
 from shared.db.suppressions import SuppressionsRepo
 from shared.db.templates import TemplatesRepo
@@ -46,6 +48,8 @@ class Database:
     inbox_streams: InboxStreamsRepo
     digests: DigestsRepo
     digest_activity: DigestActivityRepo
+    rate_limits: RateLimitsRepo
+    circuits: CircuitsRepo
 
     async def ensure_indexes(self) -> None:
         """Create every collection's indexes (idempotent)."""
@@ -62,6 +66,8 @@ class Database:
             self.inbox_streams,
             self.digests,
             self.digest_activity,
+            self.rate_limits,
+            self.circuits,
         ):
             await repo.ensure_indexes()
 
@@ -121,4 +127,6 @@ def connect_database(
         inbox_streams=InboxStreamsRepo(db),
         digests=DigestsRepo(db),
         digest_activity=DigestActivityRepo(db),
+        rate_limits=RateLimitsRepo(db),
+        circuits=CircuitsRepo(db),
     )

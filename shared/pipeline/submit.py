@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import structlog
 from pymongo.errors import PyMongoError
 
+from shared import metrics
 from shared.db.client import Database
 from shared.db.notifications.documents import INITIAL
 from shared.errors import BrokerUnavailable
@@ -56,6 +57,8 @@ class SendPipeline:
     async def submit_one(self, record: NotificationRecord) -> tuple[NotificationRecord, bool]:
         """Store and publish one record; the stored record and whether it is new."""
         stored, created = await self._db.notifications.insert(record)
+        if created:
+            metrics.count_created([stored])
         self._after_store()
         if _needs_publish(stored, created):
             await self._publish([stored])
@@ -68,8 +71,9 @@ class SendPipeline:
         before comes back as the stored one and is not sent again.
         """
         stored = await self._db.notifications.insert_many(records)
-        self._after_store()
         new_ids = {r.id for r in records}
+        metrics.count_created(r for r in stored if r.id in new_ids)
+        self._after_store()
         pending = [r for r in stored if _needs_publish(r, r.id in new_ids)]
         if pending:
             await self._publish(pending)

@@ -79,7 +79,9 @@ async def test_manage_needs_an_admin_key(system: System) -> None:
     try:
         response = await rpc(sender, "manage/list-subscribers", {})
         assert response.status_code == 403
-        assert response.json()["error"] == ["this operation needs an admin API key"]
+        assert response.json()["error"] == [
+            "this operation needs an API key with the admin or read scope"
+        ]
     finally:
         await sender.client.aclose()
 

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 
 import structlog
+from pymongo.errors import PyMongoError
 
+from shared import metrics
 from shared.db.base import utcnow
+from shared.db.circuits import CircuitsRepo
 from shared.domain import Channel
 from shared.providers.base import DeliveryResult, OutboundMessage, Outcome
 from shared.records import Attempt, AttemptTarget, NotificationRecord
-from workers.circuit import CircuitBreaker
+from workers.circuit import CircuitBreaker, CircuitState
 from workers.delivery.addresses import DeadAddresses
 from workers.delivery.content import Rendered, Target
 from workers.delivery.policy import (
@@ -23,6 +28,8 @@ from workers.delivery.policy import (
 from workers.providers import ResolvedProvider
 
 log = structlog.get_logger(__name__)
+
+_CIRCUIT_NOTE_S = 1.0  # a database outage must not hold a delivery for the dashboard's sake
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,11 +86,13 @@ class Dispatcher:
         breaker: CircuitBreaker,
         addresses: DeadAddresses,
         worker: str,
+        circuits: CircuitsRepo | None = None,
     ) -> None:
         self._channel = channel
         self._breaker = breaker
         self._addresses = addresses
         self._worker = worker
+        self._circuits = circuits
 
     async def run(
         self, record: NotificationRecord, routes: list[Route], content: Rendered
@@ -120,6 +129,7 @@ class Dispatcher:
             key = (record.tenant_id, provider.name)
             if not self._breaker.acquire(key):
                 continue
+            was_closed = self._breaker.state(key) is CircuitState.CLOSED
             try:
                 attempt, last = await self._attempt(record, provider, content, targets)
             except BaseException:
@@ -129,11 +139,43 @@ class Dispatcher:
             attempts.append(attempt)
             if not counts_against_provider(last.outcome):
                 self._breaker.success(key)
+                if not was_closed:
+                    await self._circuit_changed(record, provider, opened=False)
                 break
-            self._breaker.failure(key, open_now=opens_circuit_at_once(last.outcome))
+            if self._breaker.failure(key, open_now=opens_circuit_at_once(last.outcome)):
+                await self._circuit_changed(record, provider, opened=True, was_open=not was_closed)
             if not fails_over(last.outcome, self._breaker.state(key)):
                 break
         return attempts, last
+
+    async def _circuit_changed(
+        self,
+        record: NotificationRecord,
+        provider: ResolvedProvider,
+        *,
+        opened: bool,
+        was_open: bool = True,
+    ) -> None:
+        """Count the transition, and note it for the dashboard (best effort, bounded wait)."""
+        kind = provider.adapter.name
+        if opened:
+            metrics.circuit_opened(provider=kind, was_open=was_open)
+        else:
+            metrics.circuit_closed(provider=kind)
+        if self._circuits is None:
+            return
+        ids = {"tenant_id": record.tenant_id, "provider": provider.name, "worker": self._worker}
+        retry_at = utcnow() + timedelta(
+            seconds=self._breaker.retry_in((record.tenant_id, provider.name))
+        )
+        try:
+            async with asyncio.timeout(_CIRCUIT_NOTE_S):
+                if opened:
+                    await self._circuits.record_open(**ids, provider_type=kind, retry_at=retry_at)
+                else:
+                    await self._circuits.record_closed(**ids)
+        except (TimeoutError, PyMongoError) as exc:
+            log.warning("circuit_not_noted", error=repr(exc))
 
     def soonest_retry_s(self, tenant_id: str, providers: list[ResolvedProvider]) -> float:
         """Seconds until the first of these providers' circuits lets a probe through."""
@@ -151,15 +193,20 @@ class Dispatcher:
         at = utcnow()
         results = [await self._send_one(provider, record, content, t) for t in targets]
         # Kept apart from duration_ms so the provider's share of an attempt is visible.
-        provider_ms = round((time.perf_counter() - started) * 1000, 2)
+        provider_s = time.perf_counter() - started
+        provider_ms = round(provider_s * 1000, 2)
         for target, result in zip(targets, results, strict=True):
             await self._addresses.forget(record, target, result, provider=provider.name)
         best = deciding_result(results)
+        metrics.observe_provider_call(
+            provider=provider.adapter.name, outcome=best.outcome.name, seconds=provider_s
+        )
         delivered = best.outcome is Outcome.DELIVERED
         attempt = Attempt(
             at=at,
             worker=self._worker,
             provider=provider.name,
+            provider_type=provider.adapter.name,
             outcome=best.outcome.name,
             reason=None if delivered else best.reason,
             detail=None if delivered else best.detail,

@@ -58,6 +58,7 @@ class DeliveryHandler:
                 suppressions=ctx.db.suppressions,
             ),
             worker=self.worker_id,
+            circuits=ctx.db.circuits,
         )
         self._settler = Settler(
             notifications=ctx.db.notifications, broker=ctx.broker, worker=self.worker_id

@@ -19,6 +19,7 @@ import structlog
 from pymongo.errors import ConnectionFailure
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
+from shared import metrics
 from shared.db.base import utcnow
 from shared.db.notifications import NotificationsRepo
 from shared.errors import BrokerUnavailable
@@ -96,6 +97,13 @@ class Settler:
             log.warning("claim_lost_before_finish", status=verdict.status.value)
             return Handling.ACK
         last = verdict.attempts[-1] if verdict.attempts else None
+        metrics.observe_verdict(
+            channel=record.channel.value,
+            kind="final" if verdict.kind is VerdictKind.FINAL else "retry",
+            status=verdict.status.value,
+            provider=last.provider_type if last else None,
+            dead_letter=verdict.dead_letter,
+        )
         log.info(
             f"notification_{verdict.status.value.lower()}",
             provider=last.provider if last else None,
