@@ -9,7 +9,7 @@ app-level dependency (`enforce_access`), so a new route is covered without an ed
 | `POST /api/v1/notifications` (seed 003)       | `send`                                     |
 | `GET /api/v1/notifications/{notification_id}` | `send` or `read` (it is a status)          |
 | `/api/v1/notifications/<rpc>` (user RPCs)     | a user (X-User-ID, the gateway, a session) |
-| `/health/…`, `/metrics`, `/dashboard` page    | nothing (public)                           |
+| `/health/…`, `/metrics`, `/dashboard`, `/inbox/` pages | nothing (public)                  |
 | anything else (e.g. `/dev/…`)                 | `admin`                                    |
 
 `admin` grants everything. Each call with a key also spends one request of the key's rate
@@ -30,7 +30,17 @@ API = "/api/v1/notifications"
 MANAGE = f"{API}/manage/"
 SCOPES = ("admin", "send", "read")
 
-PUBLIC_PREFIXES = ("/health/", "/metrics", "/dashboard", "/docs", "/redoc", "/openapi.json")
+# Pages and scripts that hold no data (the dashboard and the inbox demo ask for credentials
+# in the browser; the inbox WebSocket checks its session token itself).
+PUBLIC_PREFIXES = (
+    "/health/",
+    "/metrics",
+    "/dashboard",
+    "/inbox/",
+    "/docs",
+    "/redoc",
+    "/openapi.json",
+)
 # Reads that stay with admins: key metadata and provider configuration.
 ADMIN_ONLY = frozenset({"list-api-keys", "get-providers"})
 # RPCs that report on sends: a key that may send may follow its sends.
