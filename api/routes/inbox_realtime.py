@@ -55,7 +55,12 @@ async def inbox_socket(
     ).serve()
 
 
-@router.get("/inbox/inbox.js", summary="The drop-in inbox widget (one script, no build step)")
+@router.get(
+    "/inbox/inbox.js",
+    summary="The drop-in inbox widget (one script, no build step)",
+    response_class=FileResponse,
+    responses={200: {"content": {"text/javascript": {}}, "description": "The script"}},
+)
 async def inbox_script() -> FileResponse:
     """`<script src=".../inbox/inbox.js">` then `NotifyInbox.mount(element, {session})`."""
     return FileResponse(
@@ -65,7 +70,11 @@ async def inbox_script() -> FileResponse:
     )
 
 
-@demo_router.get("/inbox/demo", summary="Dev mode: the widget, live, for one user")
+@demo_router.get(
+    "/inbox/demo",
+    summary="Dev mode: the widget, live, for one user",
+    response_class=HTMLResponse,
+)
 async def inbox_demo() -> HTMLResponse:
     """A page that gets a session with an admin key and a user id, and mounts the widget."""
     return HTMLResponse((STATIC / "inbox-demo.html").read_text(encoding="utf-8"))
