@@ -175,10 +175,13 @@ def provider_view(doc: Doc, *, credentials: Mapping[str, Any] | None) -> dict[st
         if credentials is None
         else mask_credentials(provider_type=str(doc["provider_type"]), credentials=credentials)
     )
+    stored = doc["channel"]
+    channels = [Channel(c).api_name for c in (stored if isinstance(stored, list) else [stored])]
     return {
         "providerId": doc.get("provider_id") or doc["provider_type"],
         "providerType": doc["provider_type"],
-        "channel": Channel(doc["channel"]).api_name,
+        "channel": channels[0],
+        "channels": channels,
         "active": doc.get("active", False),
         "priority": doc.get("priority", 0),
         "endpoint": doc.get("endpoint"),

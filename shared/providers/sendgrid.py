@@ -189,7 +189,7 @@ def _build(
 
 SPEC = ProviderSpec(
     provider_type=ProviderType.SENDGRID,
-    channel=Channel.EMAIL,
+    channels=frozenset({Channel.EMAIL}),
     credentials_model=SendGridCredentials,
     secret_fields=frozenset({"apiKey"}),
     factory=_build,

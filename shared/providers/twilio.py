@@ -152,7 +152,7 @@ def classify_response(response: httpx.Response) -> DeliveryResult:
 
 SPEC = ProviderSpec(
     provider_type=ProviderType.TWILIO,
-    channel=Channel.SMS,
+    channels=frozenset({Channel.SMS}),
     credentials_model=TwilioCredentials,
     secret_fields=frozenset({"authToken"}),
     factory=http_adapter(TwilioProvider),

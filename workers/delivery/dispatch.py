@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import structlog
 
@@ -37,6 +38,15 @@ class Dispatch:
 
 
 @dataclass(frozen=True, slots=True)
+class _Call:
+    """What every provider call of one dispatch shares."""
+
+    content: Rendered
+    subscriber: dict[str, Any] | None
+    once: dict[str, DeliveryResult]  # per-subscriber routes' answers, by provider name
+
+
+@dataclass(frozen=True, slots=True)
 class Route:
     """Addresses that belong to one provider type, and the configs that can take them."""
 
@@ -59,6 +69,7 @@ def route_targets(targets: list[Target], providers: list[ResolvedProvider]) -> l
                 p
                 for p in providers
                 if p.provider_type is None
+                or p.per_subscriber
                 or target.provider_type is None
                 or p.provider_type == target.provider_type
             ]
@@ -86,17 +97,28 @@ class Dispatcher:
         self._worker = worker
 
     async def run(
-        self, record: NotificationRecord, routes: list[Route], content: Rendered
+        self,
+        record: NotificationRecord,
+        routes: list[Route],
+        content: Rendered,
+        subscriber: dict[str, Any] | None = None,
     ) -> Dispatch:
         """Each route through its own providers; the attempts made and the deciding answer.
 
-        `last` is None only when no route got a call through (every circuit open).
+        `last` is None only when no route got a call through (every circuit open). A
+        per-subscriber route (Novu) is called once per notification, whatever the routes:
+        its answer stands for every route that reaches it.
         """
         attempts: list[Attempt] = []
         answers: list[DeliveryResult] = []
+        once: dict[str, DeliveryResult] = {}
         for route in routes:
             made, last = await self._failover(
-                record, route.providers, content, route.targets, earlier=len(attempts)
+                record,
+                route.providers,
+                _Call(content=content, subscriber=subscriber, once=once),
+                route.targets,
+                earlier=len(attempts),
             )
             attempts.extend(made)
             if last is not None:
@@ -107,7 +129,7 @@ class Dispatcher:
         self,
         record: NotificationRecord,
         providers: list[ResolvedProvider],
-        content: Rendered,
+        call: _Call,
         targets: list[Target],
         *,
         earlier: int,
@@ -118,10 +140,20 @@ class Dispatcher:
         last: DeliveryResult | None = None
         for provider in providers:
             key = (record.tenant_id, provider.name)
+            if provider.per_subscriber and provider.name in call.once:
+                last = call.once[provider.name]  # called already for another route
+                if not fails_over(last.outcome, self._breaker.state(key)):
+                    break
+                continue
             if not self._breaker.acquire(key):
                 continue
             try:
-                attempt, last = await self._attempt(record, provider, content, targets)
+                # A per-subscriber route gets the whole subscriber, once: it reaches every
+                # address itself.
+                sent_to = targets[:1] if provider.per_subscriber else targets
+                attempt, last = await self._attempt(record, provider, call, sent_to)
+                if provider.per_subscriber:
+                    call.once[provider.name] = last
             except BaseException:
                 self._breaker.release(key)  # no verdict on the provider: free a probe slot
                 raise
@@ -143,13 +175,13 @@ class Dispatcher:
         self,
         record: NotificationRecord,
         provider: ResolvedProvider,
-        content: Rendered,
+        call: _Call,
         targets: list[Target],
     ) -> tuple[Attempt, DeliveryResult]:
         """One provider call per address; the attempt's record and its deciding answer."""
         started = time.perf_counter()
         at = utcnow()
-        results = [await self._send_one(provider, record, content, t) for t in targets]
+        results = [await self._send_one(provider, record, call, t) for t in targets]
         # Kept apart from duration_ms so the provider's share of an attempt is visible.
         provider_ms = round((time.perf_counter() - started) * 1000, 2)
         for target, result in zip(targets, results, strict=True):
@@ -179,9 +211,10 @@ class Dispatcher:
         self,
         provider: ResolvedProvider,
         record: NotificationRecord,
-        content: Rendered,
+        call: _Call,
         target: Target,
     ) -> DeliveryResult:
+        content = call.content
         message = OutboundMessage(
             notification_id=record.id,
             tenant_id=record.tenant_id,
@@ -197,5 +230,7 @@ class Dispatcher:
             recipient_id=record.recipient,
             category=record.category,
             feed_id=content.feed_id,
+            subscriber=call.subscriber if provider.per_subscriber else None,
+            transaction_id=record.transaction_id,
         )
         return await provider.adapter.send(message)

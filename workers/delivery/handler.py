@@ -122,7 +122,7 @@ class DeliveryHandler:
             content = await self._renderer.render(record)
         except ValidationFailed as exc:
             return policy.unrenderable(situation, exc.details)
-        dispatch = await self._dispatcher.run(record, routes, content)
+        dispatch = await self._dispatcher.run(record, routes, content, subscriber)
         if dispatch.last is None:
             return policy.wait_for_circuit(
                 record,
