@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import httpx
 import structlog
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -19,6 +20,7 @@ from api.context import AppContext
 from api.errors import install_error_handlers
 from api.inbox.hub import RealtimeHub
 from api.openapi import without_fastapi_422
+from api.receipts.verify import SnsVerifier
 from api.routes import (
     chat,
     dead_letters,
@@ -29,11 +31,13 @@ from api.routes import (
     notifications,
     pending,
     providers,
+    receipts,
     sending,
     subscribers,
     suppressions,
     templates,
     user,
+    webhooks,
 )
 from shared.crypto import CredentialCipher
 from shared.db.client import connect_database
@@ -42,6 +46,7 @@ from shared.messaging.broker import Broker
 from shared.messaging.topology import Topology
 from shared.pipeline import PipelineHooks, SendPipeline
 from shared.settings import Settings
+from shared.webhooks.events import WebhookEvents
 
 log = structlog.get_logger(__name__)
 
@@ -117,17 +122,28 @@ def create_app(settings: Settings, *, hooks: PipelineHooks | None = None) -> Fas
         hub = RealtimeHub(broker=broker)
         await hub.start()
         app.state.inbox_hub = hub
+        http = httpx.AsyncClient(timeout=settings.provider_timeout_s)
         app.state.ctx = AppContext(
             settings=settings,
             db=db,
             broker=broker,
             cipher=CredentialCipher(settings.secret_key),
             pipeline=SendPipeline(db=db, broker=broker, hooks=hooks),
+            http=http,
+            webhook_events=WebhookEvents(
+                webhooks=db.webhooks, broker=broker, ttl_s=settings.webhooks_cache_ttl_s
+            ),
+            sns=SnsVerifier(
+                http=http,
+                url_pattern=settings.sns_cert_url_pattern,
+                timeout_s=settings.provider_timeout_s,
+            ),
         )
         log.info("api_started", prefix=settings.prefix)
         try:
             yield
         finally:
+            await http.aclose()
             await hub.close()
             await broker.close()
             await db.close()
@@ -159,6 +175,8 @@ def create_app(settings: Settings, *, hooks: PipelineHooks | None = None) -> Fas
     app.include_router(inbox.router)
     app.include_router(inbox_realtime.router)
     app.include_router(pending.router)
+    app.include_router(webhooks.router)
+    app.include_router(receipts.router)
     if settings.dev_endpoints:
         app.include_router(dev.router)
         app.include_router(inbox_realtime.demo_router)

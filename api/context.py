@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import httpx
 
 from shared.crypto import CredentialCipher
 from shared.db.client import Database
 from shared.messaging.broker import Broker
 from shared.pipeline import SendPipeline
 from shared.settings import Settings
+from shared.webhooks.events import WebhookEvents
+
+if TYPE_CHECKING:
+    from api.receipts.verify import SnsVerifier
 
 
 @dataclass(slots=True)
@@ -21,6 +28,10 @@ class AppContext:
     cipher: CredentialCipher
     pipeline: SendPipeline
     key_cache: dict[str, tuple[float, Principal | None]] = field(default_factory=dict)
+    # Outbound calls the API makes itself (SNS certificates, Novu inbox sessions).
+    http: httpx.AsyncClient | None = None
+    webhook_events: WebhookEvents | None = None
+    sns: SnsVerifier | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,9 +18,11 @@ from shared.db.inbox_streams import InboxStreamsRepo
 from shared.db.notifications import NotificationsRepo
 from shared.db.outbox import DevOutboxRepo
 from shared.db.providers import ProvidersRepo
+from shared.db.receipts import ReceiptsRepo
 from shared.db.subscribers import SubscribersRepo
 from shared.db.suppressions import SuppressionsRepo
 from shared.db.templates import TemplatesRepo
+from shared.db.webhooks import WebhookDeliveriesRepo, WebhooksRepo
 
 Doc = dict[str, Any]
 
@@ -43,6 +45,9 @@ class Database:
     dead_letter_operations: DeadLetterOperationsRepo
     suppressions: SuppressionsRepo
     inbox_streams: InboxStreamsRepo
+    receipts: ReceiptsRepo
+    webhooks: WebhooksRepo
+    webhook_deliveries: WebhookDeliveriesRepo
 
     async def ensure_indexes(self) -> None:
         """Create every collection's indexes (idempotent)."""
@@ -57,6 +62,9 @@ class Database:
             self.dead_letter_operations,
             self.suppressions,
             self.inbox_streams,
+            self.receipts,
+            self.webhooks,
+            self.webhook_deliveries,
         ):
             await repo.ensure_indexes()
 
@@ -114,4 +122,7 @@ def connect_database(
         dead_letter_operations=DeadLetterOperationsRepo(db),
         suppressions=SuppressionsRepo(db, subscribers=subscribers),
         inbox_streams=InboxStreamsRepo(db),
+        receipts=ReceiptsRepo(db),
+        webhooks=WebhooksRepo(db),
+        webhook_deliveries=WebhookDeliveriesRepo(db),
     )

@@ -60,7 +60,10 @@ class DeliveryHandler:
             worker=self.worker_id,
         )
         self._settler = Settler(
-            notifications=ctx.db.notifications, broker=ctx.broker, worker=self.worker_id
+            notifications=ctx.db.notifications,
+            broker=ctx.broker,
+            worker=self.worker_id,
+            events=ctx.webhook_events,
         )
 
     async def handle(self, message: Inbound) -> Handling:

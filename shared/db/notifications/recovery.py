@@ -12,7 +12,7 @@ from typing import Any
 
 from shared.db.base import Doc, utcnow
 from shared.db.notifications.documents import DEAD_LETTERED, from_document, values
-from shared.db.notifications.repo import NotificationStore
+from shared.db.notifications.receipts import NotificationReceipts
 from shared.domain import Status
 from shared.records import NotificationRecord
 
@@ -31,8 +31,8 @@ _REPLAY_UNSET = (
 _REPLAY_SET = ("status", "attempt_count", "queued_at", "replayed_at")
 
 
-class NotificationsRepo(NotificationStore):
-    """`NotificationStore` plus the recovery paths (sweep and replay)."""
+class NotificationsRepo(NotificationReceipts):
+    """`NotificationStore` plus receipt writes and the recovery paths (sweep and replay)."""
 
     # --- the maintenance sweep (any tenant) ----------------------------------------------------
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -62,7 +63,18 @@ _P8 = (
 # registered without an entry here fails `test_every_registered_provider_has_a_sample`.
 VALID: dict[str, dict[str, Any]] = {
     "FCM": {"serviceAccountJson": json.dumps(_SERVICE_ACCOUNT)},
-    "SENDGRID": {"apiKey": "SG.secret-key", "fromEmail": "noreply@acme.test", "fromName": "Acme"},
+    "SENDGRID": {
+        "apiKey": "SG.secret-key",
+        "fromEmail": "noreply@acme.test",
+        "fromName": "Acme",
+        "webhookPublicKey": base64.b64encode(
+            ec.generate_private_key(ec.SECP256R1())
+            .public_key()
+            .public_bytes(
+                serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+        ).decode(),
+    },
     "APNS": {
         "keyId": "ABC123DEFG",
         "teamId": "TEAM123456",
@@ -83,6 +95,7 @@ VALID: dict[str, dict[str, Any]] = {
         "authToken": "twilio-auth-token",
         "fromNumber": "+15005550006",
         "messagingServiceSid": "MG" + "2" * 32,
+        "statusCallbackUrl": "https://notify.acme.test/webhooks/twilio?tenant=tnt_1",
     },
     "SLACK": {"botToken": "xoxb-secret"},
     "DISCORD": {},
