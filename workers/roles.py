@@ -10,6 +10,7 @@ from collections.abc import Callable
 from shared.domain import Channel
 from workers.context import WorkerContext
 from workers.delivery.handler import DeliveryHandler
+from workers.events import events_services
 from workers.maintenance import maintenance_services
 from workers.priority import channel_consumers
 from workers.service import Service
@@ -34,4 +35,5 @@ def _channel_role(channel: Channel) -> RoleFactory:
 ROLES: dict[str, RoleFactory] = {
     **{channel.value: _channel_role(channel) for channel in Channel},
     "maintenance": maintenance_services,
+    "events": events_services,
 }

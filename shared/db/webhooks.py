@@ -126,13 +126,23 @@ class WebhookDeliveriesRepo(Repo):
     collection_name = "webhook_deliveries"
 
     async def ensure_indexes(self) -> None:
-        """An endpoint's deliveries, newest first."""
+        """An endpoint's deliveries, newest first; the sweep's overdue ones across tenants."""
         await self.col.create_indexes(
-            [IndexModel([("tenant_id", ASCENDING), ("webhook_id", ASCENDING), ("_id", DESCENDING)])]
+            [
+                IndexModel(
+                    [
+                        ("tenant_id", ASCENDING),
+                        ("webhook_id", ASCENDING),
+                        ("created_at", DESCENDING),
+                    ]
+                ),
+                IndexModel([("status", ASCENDING), ("next_attempt_at", ASCENDING)]),
+            ]
         )
 
     async def create(self, doc: Doc) -> bool:
-        """Store a new delivery; False if it exists (a redelivered fan-out)."""
+        """Store a new delivery, due now; False if it exists (a redelivered fan-out)."""
+        now = utcnow()
         try:
             await self.col.insert_one(
                 {
@@ -140,7 +150,8 @@ class WebhookDeliveriesRepo(Repo):
                     "status": PENDING,
                     "attempts": [],
                     "attempt_count": 0,
-                    "created_at": utcnow(),
+                    "created_at": now,
+                    "next_attempt_at": now,
                 }
             )
         except DuplicateKeyError:
@@ -151,13 +162,40 @@ class WebhookDeliveriesRepo(Repo):
         """One delivery."""
         return await self.col.find_one({"_id": delivery_id, "tenant_id": tenant_id})
 
-    async def start_call(self, *, tenant_id: str, delivery_id: str, n: int) -> bool:
-        """Mark attempt `n` as under way (a crash leaves the mark); False if it moved on."""
+    async def start_call(
+        self, *, tenant_id: str, delivery_id: str, n: int, until: datetime
+    ) -> bool:
+        """Take attempt `n` until `until` (a crash leaves the mark, which then lapses);
+        False if another call holds it or the delivery moved on."""
+        now = utcnow()
         result = await self.col.update_one(
-            {"_id": delivery_id, "tenant_id": tenant_id, "status": PENDING, "attempt_count": n - 1},
-            {"$set": {"calling": {"n": n, "at": utcnow()}}},
+            {
+                "_id": delivery_id,
+                "tenant_id": tenant_id,
+                "status": PENDING,
+                "attempt_count": n - 1,
+                "calling.until": {"$not": {"$gt": now}},
+            },
+            {"$set": {"calling": {"n": n, "at": now, "until": until}}},
         )
         return result.modified_count == 1
+
+    async def take_overdue(
+        self, *, due_before: datetime, hold_until: datetime, limit: int
+    ) -> list[Doc]:
+        """PENDING deliveries whose job is overdue (lost), each taken by moving its due time."""
+        taken: list[Doc] = []
+        cursor = self.col.find({"status": PENDING, "next_attempt_at": {"$lt": due_before}}).limit(
+            limit
+        )
+        async for doc in cursor:
+            result = await self.col.update_one(
+                {"_id": doc["_id"], "next_attempt_at": doc["next_attempt_at"]},
+                {"$set": {"next_attempt_at": hold_until}},
+            )
+            if result.modified_count == 1:
+                taken.append(doc)
+        return taken
 
     async def record_attempt(
         self,
