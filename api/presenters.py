@@ -52,6 +52,7 @@ def notification_view(record: NotificationRecord) -> dict[str, Any]:
         "created_at": iso(record.created_at),
         "queued_at": iso(record.queued_at),
         "delivered_at": iso(record.delivered_at),
+        "confirmed_at": iso(record.confirmed_at),
         "updated_at": iso(record.updated_at),
     }
 
@@ -80,6 +81,7 @@ def delivery_status_view(records: list[NotificationRecord]) -> dict[str, Any]:
     }
     if len(records) == 1:
         view["failureReason"] = first.failure_reason
+        view["confirmedAt"] = iso(first.confirmed_at)  # a provider receipt saw it arrive
         view["attempts"] = [attempt_view(a, camel=True) for a in first.attempts]
     else:
         counts: dict[str, int] = {}
