@@ -55,6 +55,7 @@ _COLORS = {
     Channel.CHAT.value: "\033[34m",
     Channel.IN_APP.value: "\033[96m",
     "maint": "\033[37m",
+    "events": "\033[94m",
 }
 
 
@@ -421,8 +422,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def start_services(sup: Supervisor, env: Mapping[str, str], *, workers: bool = True) -> None:
-    """Start the API and, unless told not to, NOTIFY_WORKER_PROCESSES workers per channel and
-    the maintenance worker."""
+    """Start the API and, unless told not to, NOTIFY_WORKER_PROCESSES workers per channel, the
+    maintenance worker and the events worker (receipts, outbound webhooks, Novu mirroring)."""
     python = sys.executable
     sup.start("api", [python, "-m", "api"], env)
     if not workers:
@@ -435,6 +436,7 @@ def start_services(sup: Supervisor, env: Mapping[str, str], *, workers: bool = T
             name = channel.value if n == 1 else f"{channel.value}{n}"
             sup.start(name, [python, "-m", "workers", channel.value], env)
     sup.start("maint", [python, "-m", "workers", "maintenance"], env)
+    sup.start("events", [python, "-m", "workers", "events"], env)
 
 
 def supervise(args: argparse.Namespace, sup: Supervisor) -> int:

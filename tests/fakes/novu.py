@@ -78,7 +78,21 @@ class FakeNovu(FakeServer):
             Route("/v1/subscribers", self._create_subscriber, methods=["POST"]),
             Route("/v1/subscribers/{sid}", self._subscriber, methods=["PUT", "DELETE"]),
             Route("/v1/widgets/session/initialize", self._session, methods=["POST"]),
+            # Not Novu's: what a local trial looks at (`curl <fake>/_fake/state`).
+            Route("/_fake/state", self._state, methods=["GET"]),
         ]
+
+    async def _state(self, request: Request) -> Response:
+        return json_response(
+            200,
+            {
+                "triggers": self.triggers,
+                "bulkSizes": self.bulk_sizes,
+                "cancelled": self.cancelled,
+                "subscribers": self.subscribers,
+                "sessions": self.sessions,
+            },
+        )
 
     def reset(self) -> None:
         """Forget everything recorded and scripted."""
