@@ -27,7 +27,7 @@ from pydantic import Field, field_validator
 
 from shared.db.batching import Coalescer
 from shared.domain import Channel, ProviderType
-from shared.providers.base import DeliveryResult, OutboundMessage, Outcome, ProviderConfig
+from shared.providers.base import DeliveryResult, OutboundMessage, Outcome
 from shared.providers.http import classify_transport_error
 from shared.providers.novu_api import (
     BULK_PATH,
@@ -39,7 +39,7 @@ from shared.providers.novu_api import (
     judge_event,
     subscriber_payload,
 )
-from shared.providers.spec import AdapterResources, CredentialModel, ProviderSpec, RequiredText
+from shared.providers.spec import CredentialModel, ProviderSpec, RequiredText, http_adapter
 
 MAX_BULK = 100  # Novu: "The bulk API is limited to 100 events per request."
 # A send of a multi-recipient transaction waits this long for its siblings, so a send-bulk
@@ -161,7 +161,7 @@ class NovuProvider:
             )
         except httpx.HTTPError as exc:
             return classify_transport_error(exc)
-        if response.status_code not in (200, 201):
+        if response.status_code != 201:
             return classify_error(response)
         data = envelope(response)
         return judge_event(data if isinstance(data, Mapping) else None, event["transactionId"])
@@ -176,7 +176,7 @@ class NovuProvider:
             )
         except httpx.HTTPError as exc:
             return [classify_transport_error(exc)] * len(events)
-        if response.status_code not in (200, 201):
+        if response.status_code != 201:
             return [classify_error(response)] * len(events)
         data = envelope(response)
         answers = data if isinstance(data, list) else []
@@ -197,23 +197,12 @@ class NovuProvider:
         """Nothing to release: the HTTP client belongs to the worker."""
 
 
-def _build(
-    *, config: ProviderConfig, credentials: NovuCredentials, resources: AdapterResources
-) -> NovuProvider:
-    return NovuProvider(
-        credentials=credentials,
-        endpoint=config.endpoint,
-        http=resources.http,
-        timeout_s=resources.timeout_s,
-    )
-
-
 SPEC = ProviderSpec(
     provider_type=ProviderType.NOVU,
     channels=frozenset(Channel),
     credentials_model=NovuCredentials,
     secret_fields=frozenset({"apiKey"}),
-    factory=_build,
+    factory=http_adapter(NovuProvider),
     configured_channels=_channels,
     per_subscriber=True,
 )

@@ -86,6 +86,12 @@ def classify_error(response: httpx.Response) -> DeliveryResult:
     """A non-2xx answer of any Novu call (its error body is `{statusCode, message, …}`)."""
     status = response.status_code
     detail = _error_text(response)
+    if 200 <= status < 300:
+        # A trigger counts only as 201 + `processed`; any other success is not Novu's answer
+        # (a proxy?). Asking again is safe: Novu dedupes on the transaction id.
+        return DeliveryResult(
+            outcome=Outcome.RETRY, reason="unexpected_answer", detail=detail, status_code=status
+        )
     if status in (401, 403):
         return DeliveryResult(
             outcome=Outcome.PROVIDER_AUTH, reason="provider_auth", detail=detail, status_code=status

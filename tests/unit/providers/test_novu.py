@@ -167,6 +167,16 @@ async def test_http_errors(
     assert result.detail == f"HTTP {status}: it went wrong"
 
 
+async def test_only_201_counts_even_with_processed(novu: FakeNovu, http: httpx.AsyncClient) -> None:
+    novu.script(200, body={"data": {"acknowledged": True, "status": "processed"}})
+    result = await _provider(http, novu).send(_message())
+    assert (result.outcome, result.reason, result.status_code) == (
+        Outcome.RETRY,
+        "unexpected_answer",
+        200,
+    )
+
+
 async def test_a_refused_key_is_provider_auth(novu: FakeNovu, http: httpx.AsyncClient) -> None:
     result = await _provider(http, novu, apiKey="nv-revoked").send(_message())
     assert (result.outcome, result.detail) == (
