@@ -62,6 +62,9 @@ class OutboundMessage:
     subscriber: Mapping[str, Any] | None = None
     # The notification's transaction: sibling records of a bulk send share it.
     transaction_id: str | None = None
+    # One of many recipients of one request (a send-bulk, a topic fan-out): its siblings are
+    # a few milliseconds behind, and an adapter that batches may wait for them.
+    in_bulk: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -140,8 +140,7 @@ class NovuProvider:
                 detail=f"the NOVU config names no workflow for {message.channel.api_name}",
             )
         event = trigger_event(message, workflow=workflow)
-        in_bulk = message.transaction_id not in (None, message.notification_id)
-        return await (self._bulk if in_bulk else self._now).submit(None, event)
+        return await (self._bulk if message.in_bulk else self._now).submit(None, event)
 
     async def _trigger_batch(
         self, _: None, events: list[dict[str, Any]]

@@ -37,6 +37,11 @@ class Dispatch:
     last: DeliveryResult | None
 
 
+# Requests that make one record per recipient at once (their records share a transaction):
+# adapters that batch (Novu) wait a moment for the siblings. A new fan-out source joins here.
+MULTI_RECIPIENT_SOURCES = frozenset({"manage.send-bulk", "manage.send-to-topic", "fanout"})
+
+
 @dataclass(frozen=True, slots=True)
 class _Call:
     """What every provider call of one dispatch shares."""
@@ -232,5 +237,6 @@ class Dispatcher:
             feed_id=content.feed_id,
             subscriber=call.subscriber if provider.per_subscriber else None,
             transaction_id=record.transaction_id,
+            in_bulk=record.source in MULTI_RECIPIENT_SOURCES,
         )
         return await provider.adapter.send(message)

@@ -45,7 +45,7 @@ def novu(novu_server: FakeNovu) -> FakeNovu:
     return novu_server
 
 
-def _message(n: int = 1, *, transaction_id: str | None = None, **overrides: Any) -> OutboundMessage:
+def _message(n: int = 1, *, in_bulk: bool = False, **overrides: Any) -> OutboundMessage:
     fields: dict[str, Any] = {
         "notification_id": f"ntf_{n}",
         "tenant_id": "tnt_1",
@@ -57,7 +57,7 @@ def _message(n: int = 1, *, transaction_id: str | None = None, **overrides: Any)
         "deep_link": "app://home",
         "recipient_id": SUBSCRIBER["subscriber_id"],
         "subscriber": SUBSCRIBER,
-        "transaction_id": transaction_id,
+        "in_bulk": in_bulk,
     }
     fields.update(overrides)
     return OutboundMessage(**fields)
@@ -235,10 +235,7 @@ async def test_concurrent_sends_of_a_bulk_go_in_one_request_each_judged_alone(
 ) -> None:
     novu.statuses["u3"] = "invalid_recipients"
     provider = _provider(http, novu)
-    messages = [
-        _message(n, transaction_id="txn_bulk", recipient_id=f"u{n}", subscriber={})
-        for n in range(1, 6)
-    ]
+    messages = [_message(n, in_bulk=True, recipient_id=f"u{n}", subscriber={}) for n in range(1, 6)]
 
     results = await asyncio.gather(*(provider.send(m) for m in messages))
 
@@ -261,7 +258,7 @@ async def test_a_bulk_refused_whole_fails_every_event(
 ) -> None:
     novu.script_error(503, "down", route="bulk")
     provider = _provider(http, novu)
-    messages = [_message(n, transaction_id="txn_b") for n in range(1, 4)]
+    messages = [_message(n, in_bulk=True) for n in range(1, 4)]
     results = await asyncio.gather(*(provider.send(m) for m in messages))
     assert {(r.outcome, r.reason) for r in results} == {(Outcome.RETRY, "http_503")}
 
@@ -270,7 +267,7 @@ async def test_more_than_100_concurrent_sends_are_split(
     novu: FakeNovu, http: httpx.AsyncClient
 ) -> None:
     provider = _provider(http, novu)
-    messages = [_message(n, transaction_id="txn_big", subscriber={}) for n in range(150)]
+    messages = [_message(n, in_bulk=True, subscriber={}) for n in range(150)]
     results = await asyncio.gather(*(provider.send(m) for m in messages))
     assert all(r.outcome is Outcome.DELIVERED for r in results)
     assert sum(novu.bulk_sizes) == 150
