@@ -33,6 +33,9 @@ class ReceiptsRepo(Repo):
                     name="tenant_receipt",
                 ),
                 IndexModel([("tenant_id", ASCENDING), ("provider_message_id", ASCENDING)]),
+                # Only receipts not yet applied carry `pending_since`: the sweep's look-up
+                # stays small however many receipts are kept.
+                IndexModel([("pending_since", ASCENDING)], sparse=True),
             ]
         )
 
@@ -42,7 +45,10 @@ class ReceiptsRepo(Repo):
         if not receipts:
             return []
         now = utcnow()
-        docs = [{**r, "tenant_id": tenant_id, "received_at": now} for r in receipts]
+        docs = [
+            {**r, "tenant_id": tenant_id, "received_at": now, "pending_since": now}
+            for r in receipts
+        ]
         try:
             await self.col.insert_many(docs, ordered=False)
         except BulkWriteError as exc:
@@ -72,7 +78,8 @@ class ReceiptsRepo(Repo):
                     "applied_at": utcnow(),
                     "outcome": outcome,
                     "notification_id": notification_id,
-                }
+                },
+                "$unset": {"pending_since": ""},
             },
         )
 
@@ -82,7 +89,5 @@ class ReceiptsRepo(Repo):
 
     async def unapplied_before(self, *, before: datetime, limit: int) -> list[Doc]:
         """Receipts stored before `before` and never applied (their message was lost)."""
-        cursor = self.col.find(
-            {"applied_at": {"$exists": False}, "received_at": {"$lt": before}}
-        ).limit(limit)
+        cursor = self.col.find({"pending_since": {"$lt": before}}).limit(limit)
         return [d async for d in cursor]
