@@ -42,9 +42,9 @@ from shared.providers.novu_api import (
 from shared.providers.spec import CredentialModel, ProviderSpec, RequiredText, http_adapter
 
 MAX_BULK = 100  # Novu: "The bulk API is limited to 100 events per request."
-# A send of a multi-recipient transaction waits this long for its siblings, so a send-bulk
-# leaves as one bulk trigger rather than a first lone trigger and a bulk of the rest.
-BULK_LINGER_S = 0.02
+# A send of a multi-recipient request waits this long for its siblings, so a send-bulk leaves
+# as one bulk trigger (or a few, on a loaded machine) rather than one request per recipient.
+BULK_LINGER_S = 0.05
 
 
 class NovuCredentials(CredentialModel):
@@ -127,7 +127,7 @@ class NovuProvider:
             self._trigger_batch, max_batch=MAX_BULK
         )
         self._bulk: Coalescer[None, dict[str, Any], DeliveryResult] = Coalescer(
-            self._trigger_batch, max_batch=MAX_BULK, linger_s=BULK_LINGER_S
+            self._trigger_bulk, max_batch=MAX_BULK, linger_s=BULK_LINGER_S
         )
 
     async def send(self, message: OutboundMessage) -> DeliveryResult:
@@ -147,6 +147,12 @@ class NovuProvider:
     ) -> list[DeliveryResult | BaseException]:
         if len(events) == 1:
             return [await self._trigger_one(events[0])]
+        return list(await self._trigger_many(events))
+
+    async def _trigger_bulk(
+        self, _: None, events: list[dict[str, Any]]
+    ) -> list[DeliveryResult | BaseException]:
+        # A bulk's recipients go through the bulk endpoint even when one arrives alone.
         return list(await self._trigger_many(events))
 
     async def _trigger_one(self, event: dict[str, Any]) -> DeliveryResult:
