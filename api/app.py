@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import httpx
 import structlog
 from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -22,6 +23,7 @@ from api.inbox.hub import RealtimeHub
 from api.middleware import BodyLimitMiddleware, ObserveMiddleware
 from api.openapi import without_fastapi_422
 from api.ratelimit import RateLimiter
+from api.receipts.verify import SnsVerifier
 from api.routes import (
     api_keys,
     chat,
@@ -36,12 +38,14 @@ from api.routes import (
     notifications,
     pending,
     providers,
+    receipts,
     scheduling,
     sending,
     subscribers,
     suppressions,
     templates,
     user,
+    webhooks,
 )
 from shared.crypto import CredentialCipher
 from shared.db.client import connect_database
@@ -51,6 +55,7 @@ from shared.messaging.queue_stats import QueueStats
 from shared.messaging.topology import Topology
 from shared.pipeline import PipelineHooks, SendPipeline
 from shared.settings import Settings
+from shared.webhooks.events import WebhookEvents
 
 log = structlog.get_logger(__name__)
 
@@ -126,6 +131,7 @@ def create_app(settings: Settings, *, hooks: PipelineHooks | None = None) -> Fas
         hub = RealtimeHub(broker=broker)
         await hub.start()
         app.state.inbox_hub = hub
+        http = httpx.AsyncClient(timeout=settings.provider_timeout_s)
         app.state.ctx = AppContext(
             settings=settings,
             db=db,
@@ -138,11 +144,21 @@ def create_app(settings: Settings, *, hooks: PipelineHooks | None = None) -> Fas
                 window_s=settings.rate_limit_window_s,
             ),
             queue_stats=QueueStats(broker=broker, cache_s=settings.queue_stats_cache_s),
+            http=http,
+            webhook_events=WebhookEvents(
+                webhooks=db.webhooks, broker=broker, ttl_s=settings.webhooks_cache_ttl_s
+            ),
+            sns=SnsVerifier(
+                http=http,
+                url_pattern=settings.sns_cert_url_pattern,
+                timeout_s=settings.provider_timeout_s,
+            ),
         )
         log.info("api_started", prefix=settings.prefix)
         try:
             yield
         finally:
+            await http.aclose()
             await hub.close()
             await app.state.ctx.queue_stats.close()
             await broker.close()
@@ -185,6 +201,8 @@ def create_app(settings: Settings, *, hooks: PipelineHooks | None = None) -> Fas
     app.include_router(inbox.router)
     app.include_router(inbox_realtime.router)
     app.include_router(pending.router)
+    app.include_router(webhooks.router)
+    app.include_router(receipts.router)
     if settings.dev_endpoints:
         app.include_router(dev.router)
         app.include_router(inbox_realtime.demo_router)

@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
+
+import httpx
 
 from api.dashboard_stats import DashboardStats
 from api.ratelimit import RateLimiter
@@ -14,6 +17,10 @@ from shared.messaging.broker import Broker
 from shared.messaging.queue_stats import QueueStats
 from shared.pipeline import SendPipeline
 from shared.settings import Settings
+from shared.webhooks.events import WebhookEvents
+
+if TYPE_CHECKING:
+    from api.receipts.verify import SnsVerifier
 
 
 @dataclass(slots=True)
@@ -30,6 +37,10 @@ class AppContext:
     key_cache: dict[str, tuple[float, Principal | None]] = field(default_factory=dict)
     key_lookups: dict[str, asyncio.Future[Principal | None]] = field(default_factory=dict)
     dashboard_stats: DashboardStats = field(default_factory=DashboardStats)
+    # Outbound calls the API makes itself (SNS certificates, Novu inbox sessions).
+    http: httpx.AsyncClient | None = None
+    webhook_events: WebhookEvents | None = None
+    sns: SnsVerifier | None = None
 
 
 @dataclass(frozen=True, slots=True)

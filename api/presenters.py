@@ -52,6 +52,7 @@ def notification_view(record: NotificationRecord) -> dict[str, Any]:
         "created_at": iso(record.created_at),
         "queued_at": iso(record.queued_at),
         "delivered_at": iso(record.delivered_at),
+        "confirmed_at": iso(record.confirmed_at),
         "updated_at": iso(record.updated_at),
     }
 
@@ -83,6 +84,7 @@ def delivery_status_view(records: list[NotificationRecord]) -> dict[str, Any]:
     if len(records) == 1:
         view["expiresAt"] = iso(first.expires_at)
         view["failureReason"] = first.failure_reason
+        view["confirmedAt"] = iso(first.confirmed_at)  # a provider receipt saw it arrive
         view["attempts"] = [attempt_view(a, camel=True) for a in first.attempts]
     else:
         counts: dict[str, int] = {}
@@ -179,10 +181,13 @@ def provider_view(doc: Doc, *, credentials: Mapping[str, Any] | None) -> dict[st
         if credentials is None
         else mask_credentials(provider_type=str(doc["provider_type"]), credentials=credentials)
     )
+    stored = doc["channel"]
+    channels = [Channel(c).api_name for c in (stored if isinstance(stored, list) else [stored])]
     return {
         "providerId": doc.get("provider_id") or doc["provider_type"],
         "providerType": doc["provider_type"],
-        "channel": Channel(doc["channel"]).api_name,
+        "channel": channels[0],
+        "channels": channels,
         "active": doc.get("active", False),
         "priority": doc.get("priority", 0),
         "endpoint": doc.get("endpoint"),

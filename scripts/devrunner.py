@@ -57,6 +57,7 @@ _COLORS = {
     Channel.IN_APP.value: "\033[96m",
     "maint": "\033[37m",
     "digest": "\033[93m",
+    "events": "\033[94m",
 }
 
 
@@ -448,7 +449,7 @@ def start_services(
     sup: Supervisor, env: Mapping[str, str], *, workers: bool = True
 ) -> dict[str, str]:
     """Start the API and, unless told not to, NOTIFY_WORKER_PROCESSES workers per channel, the
-    maintenance worker and the digest worker, each with a metrics port of its own; their
+    maintenance, digest and events workers, each with a metrics port of its own; their
     metrics URLs by name."""
     python = sys.executable
     sup.start("api", [python, "-m", "api"], env)
@@ -461,7 +462,7 @@ def start_services(
         (channel.value if n == 1 else f"{channel.value}{n}", channel.value)
         for channel in Channel
         for n in range(1, copies + 1)
-    ] + [("maint", "maintenance"), ("digest", "digest")]
+    ] + [("maint", "maintenance"), ("digest", "digest"), ("events", "events")]
     urls: dict[str, str] = {}
     host = env.get("NOTIFY_METRICS_HOST") or str(Settings.model_fields["metrics_host"].default)
     for index, (name, role) in enumerate(roles):

@@ -84,19 +84,30 @@ class ProviderType(StrEnum):
     TWILIO = "TWILIO"
     SLACK = "SLACK"
     DISCORD = "DISCORD"
+    # Our extension: a Novu instance as a delivery route, for any channel it has a workflow for.
+    NOVU = "NOVU"
+
+    @property
+    def channels(self) -> frozenset[Channel]:
+        """Every channel this provider can deliver on."""
+        return _PROVIDER_CHANNELS[self]
 
     @property
     def channel(self) -> Channel:
-        """The channel this provider delivers on."""
-        return _PROVIDER_CHANNEL[self]
+        """The one channel of a single-channel provider; ValueError for Novu (see `channels`)."""
+        channels = _PROVIDER_CHANNELS[self]
+        if len(channels) != 1:
+            raise ValueError(f"{self.value} serves several channels")
+        return next(iter(channels))
 
 
-_PROVIDER_CHANNEL = {
-    ProviderType.FCM: Channel.PUSH,
-    ProviderType.APNS: Channel.PUSH,
-    ProviderType.SENDGRID: Channel.EMAIL,
-    ProviderType.SES: Channel.EMAIL,
-    ProviderType.TWILIO: Channel.SMS,
-    ProviderType.SLACK: Channel.CHAT,
-    ProviderType.DISCORD: Channel.CHAT,
+_PROVIDER_CHANNELS = {
+    ProviderType.FCM: frozenset({Channel.PUSH}),
+    ProviderType.APNS: frozenset({Channel.PUSH}),
+    ProviderType.SENDGRID: frozenset({Channel.EMAIL}),
+    ProviderType.SES: frozenset({Channel.EMAIL}),
+    ProviderType.TWILIO: frozenset({Channel.SMS}),
+    ProviderType.SLACK: frozenset({Channel.CHAT}),
+    ProviderType.DISCORD: frozenset({Channel.CHAT}),
+    ProviderType.NOVU: frozenset(Channel),
 }

@@ -130,6 +130,7 @@ class NotificationRecord(_Model):
     dead_lettered_at: datetime | None = None
     completed_at: datetime | None = None
     delivered_at: datetime | None = None
+    confirmed_at: datetime | None = None  # a provider receipt said it reached the recipient
     replayed_at: datetime | None = None
     cancelled_at: datetime | None = None
 

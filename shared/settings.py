@@ -102,6 +102,24 @@ class Settings(BaseSettings):
     inbox_heartbeat_s: float = Field(default=25.0, gt=0)
     inbox_events_kept: int = Field(default=500, ge=10, le=10_000)
     cors_origins: list[str] = Field(default_factory=list)
+    # Delivery receipts and outbound webhooks (docs/webhooks.md). SNS signing certificates are
+    # fetched only from URLs matching this pattern (AWS's own hosts; tests name a local one).
+    sns_cert_url_pattern: str = r"^https://sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/"
+    # Retries of an outbound webhook delivery, through the delay levels (Standard Webhooks'
+    # schedule: ~5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h); an endpoint failing this long
+    # is disabled.
+    webhook_retry_delays_s: list[int] = Field(
+        default_factory=lambda: [5, 300, 1800, 7200, 18000, 36000, 36000]
+    )
+    webhook_disable_after_s: float = Field(default=5 * 24 * 3600.0, gt=0)
+    webhook_timeout_s: float = Field(default=10.0, gt=0)
+    webhook_url_concurrency: int = Field(default=4, ge=1)  # calls in flight per endpoint URL
+    webhook_circuit_threshold: int = Field(default=5, ge=1)
+    webhook_circuit_cooldown_s: float = Field(default=60.0, gt=0)
+    # How stale a process's "does this tenant have webhooks" answer may be.
+    webhooks_cache_ttl_s: float = Field(default=5.0, ge=0)
+    events_prefetch: int = Field(default=50, ge=1)
+    novu_sync_max_attempts: int = Field(default=8, ge=1)
 
     @field_validator("rabbitmq_url")
     @classmethod

@@ -87,6 +87,15 @@ def settings(rabbitmq_url: str, mongodb_url: str) -> Settings:
         circuit_cooldown_s=3,
         outbox_grace_s=6,
         overdue_grace_s=1,
+        # Receipts and webhooks: the fake SNS serves its certificate locally; webhook retries
+        # and disabling in seconds.
+        sns_cert_url_pattern=r"^http://127\.0\.0\.1:\d+/",
+        webhook_retry_delays_s=[1, 1, 1, 1, 1, 1, 1],
+        webhook_disable_after_s=4,
+        webhook_timeout_s=2,
+        webhook_circuit_threshold=3,
+        webhook_circuit_cooldown_s=2,
+        webhooks_cache_ttl_s=0.5,
         log_level="WARNING",
         log_json=True,
         # In-process workers share one registry; a test that wants a metrics port sets one.
@@ -99,7 +108,7 @@ async def system(settings: Settings) -> AsyncIterator[System]:
     """The API and a worker per channel, started once for the whole session."""
     sut = System(settings)
     try:
-        await sut.start(list(Channel))
+        await sut.start(list(Channel), roles=("events",))
         yield sut
     finally:
         await sut.stop()

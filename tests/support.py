@@ -129,8 +129,8 @@ class System:
     _server_task: asyncio.Task[None] | None = None
     workers: list[WorkerProcess] = field(default_factory=list)
 
-    async def start(self, channels: list[Channel]) -> None:
-        """Start the API, wait until it listens, then the workers."""
+    async def start(self, channels: list[Channel], *, roles: tuple[str, ...] = ()) -> None:
+        """Start the API, wait until it listens, then the workers (a channel's, and `roles`)."""
         port = free_port()
         config = uvicorn.Config(
             create_app(self.settings),
@@ -151,8 +151,8 @@ class System:
         self.db = connect_database(
             url=s.mongodb_url, name=s.database_name, timeout_ms=s.mongo_timeout_ms
         )
-        for channel in channels:
-            worker = WorkerProcess(self.settings, channel.value)
+        for role in [c.value for c in channels] + list(roles):
+            worker = WorkerProcess(self.settings, role)
             await worker.start()
             self.workers.append(worker)
 

@@ -18,6 +18,7 @@ from shared.messaging.broker import Broker
 from shared.messaging.topology import Topology
 from shared.pipeline import SendPipeline
 from shared.settings import Settings
+from shared.webhooks.events import WebhookEvents
 from workers.providers import ProviderResolver
 
 
@@ -32,6 +33,7 @@ class WorkerContext:
     resolver: ProviderResolver
     pipeline: SendPipeline
     process_id: str  # host:pid:random, prefixed to every claim this process makes
+    webhook_events: WebhookEvents  # announces state changes to tenants with webhooks
 
 
 async def connect_services(settings: Settings) -> tuple[Database, Broker]:
@@ -84,4 +86,7 @@ async def open_context(settings: Settings) -> AsyncIterator[WorkerContext]:
             resolver=resolver,
             pipeline=SendPipeline(db=db, broker=broker),
             process_id=f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}",
+            webhook_events=WebhookEvents(
+                webhooks=db.webhooks, broker=broker, ttl_s=settings.webhooks_cache_ttl_s
+            ),
         )

@@ -14,7 +14,7 @@ from shared.db.client import Database
 from shared.domain import Channel
 from shared.inbox.events import InboxAnnouncer
 from shared.providers.base import Provider, ProviderConfig
-from shared.providers.registry import build_adapter
+from shared.providers.registry import build_adapter, spec_for
 from shared.providers.sandbox import InAppProvider, SandboxProvider
 from shared.providers.spec import AdapterResources, UnusableProvider
 
@@ -31,6 +31,8 @@ class ResolvedProvider:
     adapter: Provider
     # The provider type (FCM, APNS, …); None for the sandbox and the inbox, which take any address.
     provider_type: str | None = None
+    # Takes the whole subscriber once per notification, whatever its addresses (Novu).
+    per_subscriber: bool = False
 
 
 class ProviderResolver:
@@ -56,8 +58,6 @@ class ProviderResolver:
 
     async def for_channel(self, *, tenant_id: str, channel: Channel) -> list[ResolvedProvider]:
         """Active providers, preferred first; empty when the channel has none."""
-        if channel is Channel.IN_APP:
-            return [ResolvedProvider(name=self._inbox.name, adapter=self._inbox)]
         key = (tenant_id, channel.value)
         cached = self._configs.get(key)
         now = time.monotonic()
@@ -67,7 +67,10 @@ class ProviderResolver:
             tenant_id=tenant_id, channel=channel.value
         )
         resolved = [self._adapter(doc) for doc in docs]
-        if not resolved and self._sandbox is not None:
+        if channel is Channel.IN_APP:
+            # Our own inbox, unless the tenant routes IN_APP through Novu's.
+            resolved = resolved or [ResolvedProvider(name=self._inbox.name, adapter=self._inbox)]
+        elif not resolved and self._sandbox is not None:
             resolved = [ResolvedProvider(name=self._sandbox.name, adapter=self._sandbox)]
         self._configs[key] = (now + _CONFIG_TTL_S, resolved)
         return resolved
@@ -88,7 +91,13 @@ class ProviderResolver:
                 tenant_id=str(doc["tenant_id"]),
                 usable=not isinstance(adapter, UnusableProvider),
             )
-        return ResolvedProvider(name=provider_id, adapter=adapter, provider_type=provider_type)
+        spec = spec_for(provider_type)
+        return ResolvedProvider(
+            name=provider_id,
+            adapter=adapter,
+            provider_type=provider_type,
+            per_subscriber=spec is not None and spec.per_subscriber,
+        )
 
     def _build(self, doc: dict[str, object], *, provider_type: str, version: str) -> Provider:
         try:

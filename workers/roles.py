@@ -11,6 +11,7 @@ from shared.domain import Channel
 from workers.context import WorkerContext
 from workers.delivery.handler import DeliveryHandler
 from workers.digest import digest_services
+from workers.events import events_services
 from workers.maintenance import maintenance_services
 from workers.priority import channel_consumers
 from workers.service import Service
@@ -36,4 +37,5 @@ ROLES: dict[str, RoleFactory] = {
     **{channel.value: _channel_role(channel) for channel in Channel},
     "maintenance": maintenance_services,
     "digest": digest_services,
+    "events": events_services,
 }

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Request
 
 from api.context import AppContext, Principal
 from api.deps import CtxDep, InboxUserDep, UserDep
+from api.inbox.novu_session import novu_session
 from api.inbox.session import SessionTokens
 from api.inbox.views import counts_view, feed_item
 from api.inbox_schemas import (
@@ -25,8 +26,10 @@ from api.schemas import EmptyRequest
 from shared.db.base import Doc
 from shared.db.inbox import InboxStatus, status_of
 from shared.errors import NotFound
+from shared.ids import new_id
 from shared.inbox.events import EventKind, InboxAnnouncer, item_event, marked_event
 from shared.settings import Settings
+from shared.webhooks.events import INBOX_READ
 
 router = APIRouter(prefix="/api/v1/notifications", tags=["inbox"], responses=COMMON)
 
@@ -52,6 +55,26 @@ def native_session(*, ctx: AppContext, user: Principal, request: Request) -> dic
     return {"sessionToken": token, "apiUrl": api_url, "wsUrl": ws_url}
 
 
+async def _webhook_read(ctx: AppContext, user: Principal, docs: list[Doc]) -> None:
+    """`inbox.read` for the tenant's webhooks (only published if it has endpoints)."""
+    events = ctx.webhook_events
+    if events is None:
+        return
+    for doc in docs:
+        message_id = str(doc["_id"])
+        await events.emit(
+            tenant_id=user.tenant_id,
+            event_type=INBOX_READ,
+            event_id=f"{message_id}:{INBOX_READ}",
+            data={
+                "messageId": message_id,
+                "notificationId": doc.get("notification_id"),
+                "userId": user.user_id,
+                "feedId": doc.get("feed_id"),
+            },
+        )
+
+
 def _announcer(ctx: AppContext) -> InboxAnnouncer:
     return InboxAnnouncer(
         streams=ctx.db.inbox_streams, broker=ctx.broker, keep=ctx.settings.inbox_events_kept
@@ -69,8 +92,13 @@ async def _announce(ctx: AppContext, user: Principal, event: Doc) -> None:
 async def get_inbox_session(
     body: EmptyRequest, ctx: CtxDep, user: UserDep, request: Request
 ) -> dict[str, Any]:
-    """`{sessionToken, apiUrl, wsUrl}`: the token expires after NOTIFY_INBOX_SESSION_TTL_S."""
-    return native_session(ctx=ctx, user=user, request=request)
+    """`{sessionToken, apiUrl, wsUrl}`: the token expires after NOTIFY_INBOX_SESSION_TTL_S.
+
+    For a tenant whose IN_APP route is Novu, Novu's own session (docs/novu.md), so Novu's
+    inbox clients keep working.
+    """
+    novu = await novu_session(ctx=ctx, user=user)
+    return novu if novu is not None else native_session(ctx=ctx, user=user, request=request)
 
 
 @router.post("/get-inbox-feed", summary="The calling user's inbox, newest first")
@@ -118,6 +146,8 @@ async def mark_inbox_message(
     doc, _ = marked
     # Announced even when nothing changed: a retry after a 503 then stores the event.
     await _announce(ctx, user, item_event(EventKind.UPDATED, body.messageId))
+    if body.status == "READ":
+        await _webhook_read(ctx, user, [doc])
     return {"messageId": body.messageId, "status": status_of(doc)}
 
 
@@ -134,6 +164,13 @@ async def mark_all_inbox_messages(
         feed_ids=body.feedIds,
     )
     await _announce(ctx, user, marked_event(status=body.status, feed_ids=body.feedIds, count=count))
+    if body.status == "READ" and count and ctx.webhook_events is not None:
+        await ctx.webhook_events.emit(
+            tenant_id=user.tenant_id,
+            event_type=INBOX_READ,
+            event_id=new_id("evt"),
+            data={"userId": user.user_id, "all": True, "feedIds": body.feedIds, "count": count},
+        )
     return {"updatedCount": count}
 
 

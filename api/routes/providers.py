@@ -42,15 +42,19 @@ async def configure_provider(
             [f"providerType {provider.value} has no delivery adapter yet (supported: {supported})"]
         )
     try:
-        spec.parse_credentials(body.credentials)
+        credentials = spec.parse_credentials(body.credentials)
     except InvalidCredentials as exc:
         raise ValidationFailed(exc.messages) from None
+    # A multi-channel route (Novu) is stored under each channel it serves: an array, which
+    # the channel look-up matches element by element.
+    served = sorted(c.value for c in spec.channels_of(credentials))
+    channel: str | list[str] = served if len(spec.channels) > 1 else served[0]
     doc = await ctx.db.providers.upsert(
         tenant_id=principal.tenant_id,
         provider_id=body.providerId or provider.value,
         fields={
             "provider_type": provider.value,
-            "channel": spec.channel.value,
+            "channel": channel,
             "active": body.active,
             "priority": body.priority,
             "endpoint": body.endpoint.rstrip("/") if body.endpoint else None,

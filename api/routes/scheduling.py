@@ -23,6 +23,7 @@ from api.sends import When, expiry, needs_subscriber_zone, scheduled_instant, si
 from shared.db.base import utcnow
 from shared.domain import Status
 from shared.errors import NotFound
+from shared.providers.novu_jobs import queue_novu_cancel
 from shared.records import NotificationRecord
 from shared.timefmt import iso_z
 
@@ -90,10 +91,22 @@ async def cancel(
     body: TransactionRequest, ctx: CtxDep, principal: AdminDep
 ) -> dict[str, Any] | JsonResponse:
     """Every record of the transaction still DELAYED, SCHEDULED, QUEUED or RETRYING becomes
-    CANCELLED; records in flight or final are left as they are. Nothing cancelled: 409."""
+    CANCELLED; records in flight or final are left as they are. Nothing cancelled: 409.
+
+    Records a Novu route handled are also cancelled at Novu (it may still hold delayed or
+    digested steps), through the events worker's queue: a 503 then means the local cancel
+    may have happened and the Novu one was not queued; calling cancel again queues it.
+    """
     records, cancelled = await ctx.db.notifications.cancel_transaction(
         tenant_id=principal.tenant_id, transaction_id=body.transactionId
     )
+    if records:
+        await queue_novu_cancel(
+            providers=ctx.db.providers,
+            broker=ctx.broker,
+            tenant_id=principal.tenant_id,
+            records=records,
+        )
     if not records:
         # A digest event's transaction has no record of its own: take it out of its digest.
         event = await ctx.db.digests.find_by_event(

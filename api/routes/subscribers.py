@@ -18,6 +18,7 @@ from api.schemas import (
     UserIdRequest,
 )
 from shared.errors import NotFound
+from shared.providers.novu_jobs import queue_subscriber_mirror
 
 router = APIRouter(prefix="/api/v1/notifications/manage", tags=["subscribers"], responses=COMMON)
 
@@ -53,6 +54,20 @@ async def _refresh_suppression(ctx: AppContext, tenant_id: str, doc: dict[str, A
     """An e-mail address or phone number just set may be on the suppression list (or no longer)."""
     await ctx.db.suppressions.refresh_marks(
         tenant_id=tenant_id, subscriber_id=doc["subscriber_id"], profile=doc
+    )
+
+
+async def _mirror_to_novu(ctx: AppContext, tenant_id: str, subscriber_id: str) -> None:
+    """Queue the change for the tenant's Novu routes (docs/novu.md); Novu is not waited for.
+
+    The change is stored first: if the job cannot be queued the RPC answers 503, and its
+    retry (the same change again) queues it.
+    """
+    await queue_subscriber_mirror(
+        providers=ctx.db.providers,
+        broker=ctx.broker,
+        tenant_id=tenant_id,
+        subscriber_id=subscriber_id,
     )
 
 
@@ -105,6 +120,7 @@ async def update_subscriber(
             await ctx.db.subscribers.get(tenant_id=principal.tenant_id, subscriber_id=body.userId)
             or doc
         )
+    await _mirror_to_novu(ctx, principal.tenant_id, body.userId)
     return {"subscriber": subscriber_view(doc)}
 
 
@@ -117,6 +133,7 @@ async def delete_subscriber(
         tenant_id=principal.tenant_id, subscriber_id=body.userId
     ):
         raise NotFound(f"subscriber {body.userId} does not exist")
+    await _mirror_to_novu(ctx, principal.tenant_id, body.userId)
     return {"deleted": True, "userId": body.userId}
 
 

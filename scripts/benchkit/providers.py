@@ -21,7 +21,7 @@ import devrunner
 from rich.console import Console
 from rich.table import Table
 
-NAMES = ("sendgrid", "ses", "fcm", "apns", "twilio", "slack", "discord")
+NAMES = ("sendgrid", "ses", "fcm", "apns", "twilio", "slack", "discord", "novu")
 CHANNEL = {
     "sendgrid": "EMAIL",
     "ses": "EMAIL",
@@ -30,6 +30,7 @@ CHANNEL = {
     "twilio": "SMS",
     "slack": "CHAT",
     "discord": "CHAT",
+    "novu": "EMAIL",  # the fake's config also names PUSH and IN_APP; FCM sorts first there
 }
 CONFIG_CACHE_S = 5.5  # workers re-read provider configs this often (workers/providers.py)
 FAKE_READY_S = 20.0

@@ -27,10 +27,14 @@ BatchFn = Callable[[K, list[T]], Awaitable[Sequence[R | BaseException]]]
 class Coalescer(Generic[K, T, R]):
     """Runs `batch(key, items)` for the items submitted under one key while it was busy."""
 
-    def __init__(self, batch: BatchFn[K, T, R], *, max_batch: int = MAX_BATCH) -> None:
-        """`batch` returns one outcome per item, in order."""
+    def __init__(
+        self, batch: BatchFn[K, T, R], *, max_batch: int = MAX_BATCH, linger_s: float = 0.0
+    ) -> None:
+        """`batch` returns one outcome per item, in order; `linger_s` holds a lone call back
+        that long for company (a bulk whose siblings are a few milliseconds behind)."""
         self._batch = batch
         self._max = max_batch
+        self._linger_s = linger_s
         self._pending: dict[K, list[tuple[T, asyncio.Future[R]]]] = {}
         self._tasks: dict[K, asyncio.Task[None]] = {}
 
@@ -44,6 +48,8 @@ class Coalescer(Generic[K, T, R]):
 
     async def _drain(self, key: K) -> None:
         try:
+            if self._linger_s > 0:
+                await asyncio.sleep(self._linger_s)
             while self._pending.get(key):
                 queued = self._pending.pop(key)
                 batch, rest = queued[: self._max], queued[self._max :]

@@ -21,9 +21,11 @@ from shared.db.notifications import NotificationsRepo
 from shared.db.outbox import DevOutboxRepo
 from shared.db.providers import ProvidersRepo
 from shared.db.rate_limits import RateLimitsRepo
+from shared.db.receipts import ReceiptsRepo
 from shared.db.subscribers import SubscribersRepo
 from shared.db.suppressions import SuppressionsRepo
 from shared.db.templates import TemplatesRepo
+from shared.db.webhooks import WebhookDeliveriesRepo, WebhooksRepo
 
 Doc = dict[str, Any]
 
@@ -50,6 +52,9 @@ class Database:
     digest_activity: DigestActivityRepo
     rate_limits: RateLimitsRepo
     circuits: CircuitsRepo
+    receipts: ReceiptsRepo
+    webhooks: WebhooksRepo
+    webhook_deliveries: WebhookDeliveriesRepo
 
     async def ensure_indexes(self) -> None:
         """Create every collection's indexes (idempotent)."""
@@ -68,6 +73,9 @@ class Database:
             self.digest_activity,
             self.rate_limits,
             self.circuits,
+            self.receipts,
+            self.webhooks,
+            self.webhook_deliveries,
         ):
             await repo.ensure_indexes()
 
@@ -129,4 +137,7 @@ def connect_database(
         digest_activity=DigestActivityRepo(db),
         rate_limits=RateLimitsRepo(db),
         circuits=CircuitsRepo(db),
+        receipts=ReceiptsRepo(db),
+        webhooks=WebhooksRepo(db),
+        webhook_deliveries=WebhookDeliveriesRepo(db),
     )

@@ -207,6 +207,25 @@ class Broker:
             exchange = self.topology.delay_level(level)
         await self.publish(exchange=exchange, routing_key=routing_key, body=body)
 
+    async def publish_to_queue(
+        self,
+        *,
+        queue: str,
+        body: Mapping[str, Any],
+        delay_s: int = 0,
+        message_id: str | None = None,
+    ) -> None:
+        """A confirmed, persistent message for one of the `events` worker's queues (named by
+        the topology), now or after `delay_s` through the delay levels."""
+        if delay_s <= 0:
+            exchange, routing_key = self.topology.events_exchange, queue
+        else:
+            level, routing_key = delay_routing_key(delay_s=delay_s, destination=queue)
+            exchange = self.topology.delay_level(level)
+        await self.publish(
+            exchange=exchange, routing_key=routing_key, body=body, message_id=message_id
+        )
+
     def _exchange(self, name: str) -> AbstractExchange:
         if self._channel is None or self._channel.is_closed:
             raise BrokerUnavailable("broker channel is closed")

@@ -123,6 +123,21 @@ class Topology:
         """Fan-out worker's queue."""
         return self._name("fanout.queue")
 
+    @property
+    def events_exchange(self) -> str:
+        """Entry of the `events` worker's queues (routing key = the queue's name)."""
+        return self._name("notifications.events")
+
+    @property
+    def events_queue(self) -> str:
+        """Provider receipts to apply, webhook events to fan out, Novu mirroring jobs."""
+        return self._name("events.queue")
+
+    @property
+    def webhooks_queue(self) -> str:
+        """Outbound webhook deliveries (apart, so a hanging endpoint holds up no receipt)."""
+        return self._name("webhooks.queue")
+
     def delay_level(self, level: int) -> str:
         """Name of delay level `level` (its exchange and its queue share it)."""
         return self._name(f"delay.l{level:02d}")
@@ -132,6 +147,7 @@ class Topology:
         names = [q for c in Channel for q in self.work_queues(c)]
         names += [self.dlq(c) for c in Channel]
         names += [self.digest_queue, self.fanout_queue]
+        names += [self.events_queue, self.webhooks_queue]
         names += [self.delay_level(level) for level in range(DELAY_LEVELS)]
         return names
 
@@ -144,6 +160,7 @@ class Topology:
             self.fanout_exchange,
             self.realtime_exchange,
             self.delay_delivery_exchange,
+            self.events_exchange,
         ]
         return names + [self.delay_level(level) for level in range(DELAY_LEVELS)]
 
@@ -208,8 +225,10 @@ async def declare_topology(
     for name, queue_name in (
         (t.digest_exchange, t.digest_queue),
         (t.fanout_exchange, t.fanout_queue),
+        (t.events_exchange, t.events_queue),
+        (t.events_exchange, t.webhooks_queue),
     ):
-        exchange_obj = await exchange(name, aio_pika.ExchangeType.DIRECT)
+        exchange_obj = ex.get(name) or await exchange(name, aio_pika.ExchangeType.DIRECT)
         queue = await channel.declare_queue(
             queue_name, durable=True, arguments=t.work_queue_arguments(priority=False)
         )

@@ -178,7 +178,7 @@ def _build(
 
 SPEC = ProviderSpec(
     provider_type=ProviderType.APNS,
-    channel=Channel.PUSH,
+    channels=frozenset({Channel.PUSH}),
     credentials_model=ApnsCredentials,
     secret_fields=frozenset({"privateKey"}),
     factory=_build,

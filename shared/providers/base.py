@@ -7,6 +7,7 @@ a `DeliveryResult` whose `outcome` says what the worker must do.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
@@ -57,6 +58,13 @@ class OutboundMessage:
     recipient_id: str | None = None
     category: str | None = None
     feed_id: str | None = None  # in-app only: the feed the inbox item lands in
+    # The subscriber document as stored, for routes that take the whole subscriber (Novu).
+    subscriber: Mapping[str, Any] | None = None
+    # The notification's transaction: sibling records of a bulk send share it.
+    transaction_id: str | None = None
+    # One of many recipients of one request (a send-bulk, a topic fan-out): its siblings are
+    # a few milliseconds behind, and an adapter that batches may wait for them.
+    in_bulk: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -109,7 +109,7 @@ def _build(
 
 SPEC = ProviderSpec(
     provider_type=ProviderType.DISCORD,
-    channel=Channel.CHAT,
+    channels=frozenset({Channel.CHAT}),
     credentials_model=DiscordCredentials,
     secret_fields=frozenset(),
     factory=_build,

@@ -220,7 +220,7 @@ def _build(
 
 SPEC = ProviderSpec(
     provider_type=ProviderType.FCM,
-    channel=Channel.PUSH,
+    channels=frozenset({Channel.PUSH}),
     credentials_model=FcmCredentials,
     secret_fields=frozenset({"serviceAccountJson"}),
     factory=_build,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from shared.providers import apns, discord, fcm, sendgrid, ses, slack, twilio
+from shared.providers import apns, discord, fcm, novu, sendgrid, ses, slack, twilio
 from shared.providers.base import Provider, ProviderConfig
 from shared.providers.spec import MASK, AdapterResources, ProviderSpec, UnusableProvider
 
@@ -25,6 +25,7 @@ SPECS: tuple[ProviderSpec[Any], ...] = (
     twilio.SPEC,
     slack.SPEC,
     discord.SPEC,
+    novu.SPEC,
 )
 
 _BY_TYPE: dict[str, ProviderSpec[Any]] = {spec.provider_type.value: spec for spec in SPECS}

@@ -6,9 +6,14 @@ so the adapter speaks the wire format itself over the worker's shared `httpx.Asy
 
 from __future__ import annotations
 
+import base64
+import binascii
 from typing import Any
 
 import httpx
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from pydantic import Field, field_validator
 
 from shared.domain import Channel, ProviderType
@@ -40,6 +45,20 @@ class SendGridCredentials(CredentialModel):
     api_key: RequiredText = Field(alias="apiKey", repr=False)
     from_email: RequiredText = Field(alias="fromEmail")
     from_name: str | None = Field(default=None, alias="fromName")
+    # The Event Webhook's verification key (base64 DER, as the console shows it): receipts
+    # posted to /webhooks/sendgrid are checked against it (docs/webhooks.md).
+    webhook_public_key: str | None = Field(default=None, alias="webhookPublicKey")
+
+    @field_validator("webhook_public_key")
+    @classmethod
+    def _a_p256_key(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            event_webhook_key(value)
+        except ValueError:
+            raise ValueError("must be the Event Webhook's public key (base64 DER)") from None
+        return value.strip()
 
     @field_validator("from_email")
     @classmethod
@@ -49,6 +68,21 @@ class SendGridCredentials(CredentialModel):
         if "@" not in value:
             raise ValueError("must be an e-mail address")
         return value
+
+
+def event_webhook_key(text: str) -> ec.EllipticCurvePublicKey:
+    """The Event Webhook key: base64 DER (or a PEM block); ValueError unless a P-256 key."""
+    stripped = text.strip()
+    try:
+        if stripped.startswith("-----BEGIN"):
+            key = serialization.load_pem_public_key(stripped.encode())
+        else:
+            key = serialization.load_der_public_key(base64.b64decode(stripped, validate=True))
+    except (binascii.Error, TypeError, ValueError, UnsupportedAlgorithm):
+        raise ValueError("not a public key") from None
+    if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name != "secp256r1":
+        raise ValueError("not a P-256 key")
+    return key
 
 
 def _error_detail(response: httpx.Response) -> str:
@@ -189,7 +223,7 @@ def _build(
 
 SPEC = ProviderSpec(
     provider_type=ProviderType.SENDGRID,
-    channel=Channel.EMAIL,
+    channels=frozenset({Channel.EMAIL}),
     credentials_model=SendGridCredentials,
     secret_fields=frozenset({"apiKey"}),
     factory=_build,

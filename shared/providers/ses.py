@@ -221,7 +221,7 @@ def _build(
 
 SPEC = ProviderSpec(
     provider_type=ProviderType.SES,
-    channel=Channel.EMAIL,
+    channels=frozenset({Channel.EMAIL}),
     credentials_model=SesCredentials,
     secret_fields=frozenset({"secretAccessKey"}),
     factory=_build,

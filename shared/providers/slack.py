@@ -155,7 +155,7 @@ def classify_api_response(response: httpx.Response) -> DeliveryResult:
 
 SPEC = ProviderSpec(
     provider_type=ProviderType.SLACK,
-    channel=Channel.CHAT,
+    channels=frozenset({Channel.CHAT}),
     credentials_model=SlackCredentials,
     secret_fields=frozenset({"botToken"}),
     factory=http_adapter(SlackProvider),

@@ -8,7 +8,7 @@ so a config the API accepted is exactly a config the adapter can use.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Generic, Protocol, TypeVar
 
@@ -178,11 +178,24 @@ class ProviderSpec(Generic[CredentialsT]):
     """Everything the API and the worker need to know about one provider type."""
 
     provider_type: ProviderType
-    channel: Channel
+    # Every channel the provider can deliver on (one for a direct provider; Novu serves all).
+    channels: frozenset[Channel]
     credentials_model: type[CredentialsT]
     # Credential fields (as clients spell them) never shown back; every other field is shown.
     secret_fields: frozenset[str]
     factory: AdapterFactory[CredentialsT]
+    # The channels one config serves, from its credentials (Novu: those it has a workflow
+    # for); None: all of `channels`.
+    configured_channels: Callable[[CredentialsT], frozenset[Channel]] | None = None
+    # True for a route that takes the whole subscriber once per notification (Novu reaches
+    # the subscriber's devices itself), instead of one call per address.
+    per_subscriber: bool = False
+
+    def channels_of(self, credentials: CredentialsT) -> frozenset[Channel]:
+        """The channels a config with these (valid) credentials serves."""
+        if self.configured_channels is None:
+            return self.channels
+        return self.configured_channels(credentials) & self.channels
 
     @property
     def credential_fields(self) -> tuple[str, ...]:

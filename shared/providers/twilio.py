@@ -38,6 +38,16 @@ class TwilioCredentials(CredentialModel):
     auth_token: RequiredText = Field(alias="authToken", repr=False)
     from_number: str | None = Field(default=None, alias="fromNumber")
     messaging_service_sid: str | None = Field(default=None, alias="messagingServiceSid")
+    # Where Twilio posts status callbacks (receipts): this service's public
+    # `/webhooks/twilio?tenant=<tenant id>` (docs/webhooks.md).
+    status_callback_url: str | None = Field(default=None, alias="statusCallbackUrl")
+
+    @field_validator("status_callback_url")
+    @classmethod
+    def _callback(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^https?://\S+$", value):
+            raise ValueError("must be an http(s) URL")
+        return value
 
     @field_validator("account_sid")
     @classmethod
@@ -96,6 +106,8 @@ class TwilioProvider:
             form["MessagingServiceSid"] = c.messaging_service_sid
         elif c.from_number:
             form["From"] = c.from_number
+        if c.status_callback_url:
+            form["StatusCallback"] = c.status_callback_url
         try:
             response = await self._http.post(
                 self._url, data=form, auth=self._auth, timeout=self._timeout
@@ -152,7 +164,7 @@ def classify_response(response: httpx.Response) -> DeliveryResult:
 
 SPEC = ProviderSpec(
     provider_type=ProviderType.TWILIO,
-    channel=Channel.SMS,
+    channels=frozenset({Channel.SMS}),
     credentials_model=TwilioCredentials,
     secret_fields=frozenset({"authToken"}),
     factory=http_adapter(TwilioProvider),

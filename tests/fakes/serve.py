@@ -1,6 +1,7 @@
 """Run one fake provider on its own (local trial, bench): `python -m tests.fakes.serve NAME`.
 
-NAME is one of sendgrid, ses, fcm, apns, twilio, slack, discord. The fake listens on 127.0.0.1
+NAME is one of sendgrid, ses, fcm, apns, twilio, slack, discord, novu, or `webhook`: an endpoint
+for outbound webhooks that prints each signed request it receives. The fake listens on 127.0.0.1
 (`--port`, a free one by default) and prints one JSON line: the `manage/configure-provider` body
 that points a tenant at it, and an example address for a subscriber. `--stats-port` also serves
 `GET /stats` (`{"accepted": N}`) over HTTP/1.1; `--lean` keeps no copy of what it accepts (long
@@ -26,13 +27,15 @@ from starlette.routing import BaseRoute, Route
 from tests.fakes.apns import FakeApns
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.fcm import FakeFcm
+from tests.fakes.novu import FakeNovu
 from tests.fakes.sendgrid import DEFAULT_API_KEY, FakeSendGrid
 from tests.fakes.server import FakeServer, _InLoopServer
 from tests.fakes.ses import FakeSes
 from tests.fakes.slack import DEFAULT_BOT_TOKEN, FakeSlack
 from tests.fakes.twilio import FakeTwilio
+from tests.fakes.webhook_sink import WebhookSink
 
-NAMES = ("sendgrid", "ses", "fcm", "apns", "twilio", "slack", "discord")
+NAMES = ("sendgrid", "ses", "fcm", "apns", "twilio", "slack", "discord", "novu", "webhook")
 Fake = FakeServer | FakeApns
 
 
@@ -46,6 +49,8 @@ def make(name: str) -> Fake:
         "twilio": FakeTwilio,
         "slack": FakeSlack,
         "discord": FakeDiscord,
+        "novu": FakeNovu,
+        "webhook": WebhookSink,
     }
     return fakes[name]()
 
@@ -68,6 +73,12 @@ def configuration(name: str, fake: Fake, url: str) -> dict[str, Any]:
     elif isinstance(fake, FakeSlack):
         credentials = {"botToken": DEFAULT_BOT_TOKEN}
         address = {"chat": {"slackWebhookUrl": f"{url}/services/T0FAKE/B0FAKE/trial"}}
+    elif isinstance(fake, WebhookSink):
+        fake.echo = True
+        return {"provider": name, "webhookUrl": f"{url}/hook"}
+    elif isinstance(fake, FakeNovu):
+        credentials = fake.credentials()
+        address = {"email": "ada@example.com"}  # push needs a device: register-push-device
     elif isinstance(fake, FakeDiscord):
         credentials = {}
         address = {"chat": {"discordWebhookUrl": f"{url}/api/webhooks/112233445566778899/trial"}}

@@ -100,7 +100,7 @@ async def test_every_seed_provider_names_each_missing_field(tenant: Tenant) -> N
     errors = await _configure_errors(tenant, {"providerType": "PIGEON", "credentials": {}})
     assert errors == [
         "providerType must be one of the following values: "
-        "FCM, APNS, SENDGRID, SES, TWILIO, SLACK, DISCORD"
+        "FCM, APNS, SENDGRID, SES, TWILIO, SLACK, DISCORD, NOVU"
     ]
 
 
@@ -162,6 +162,7 @@ async def test_openapi_lists_the_provider_types(tenant: Tenant) -> None:
         "TWILIO",
         "SLACK",
         "DISCORD",
+        "NOVU",  # our extension: a Novu instance as a route (docs/novu.md)
     ]
     get_providers = document["paths"]["/api/v1/notifications/manage/get-providers"]["post"]
     assert "active" in get_providers["summary"].lower()

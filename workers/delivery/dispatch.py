@@ -6,6 +6,7 @@ import asyncio
 import time
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import structlog
 from pymongo.errors import PyMongoError
@@ -43,6 +44,20 @@ class Dispatch:
     last: DeliveryResult | None
 
 
+# Requests that make one record per recipient at once (their records share a transaction):
+# adapters that batch (Novu) wait a moment for the siblings. A new fan-out source joins here.
+MULTI_RECIPIENT_SOURCES = frozenset({"manage.send-bulk", "manage.send-to-topic", "fanout"})
+
+
+@dataclass(frozen=True, slots=True)
+class _Call:
+    """What every provider call of one dispatch shares."""
+
+    content: Rendered
+    subscriber: dict[str, Any] | None
+    once: dict[str, DeliveryResult]  # per-subscriber routes' answers, by provider name
+
+
 @dataclass(frozen=True, slots=True)
 class Route:
     """Addresses that belong to one provider type, and the configs that can take them."""
@@ -66,6 +81,7 @@ def route_targets(targets: list[Target], providers: list[ResolvedProvider]) -> l
                 p
                 for p in providers
                 if p.provider_type is None
+                or p.per_subscriber
                 or target.provider_type is None
                 or p.provider_type == target.provider_type
             ]
@@ -95,17 +111,28 @@ class Dispatcher:
         self._circuits = circuits
 
     async def run(
-        self, record: NotificationRecord, routes: list[Route], content: Rendered
+        self,
+        record: NotificationRecord,
+        routes: list[Route],
+        content: Rendered,
+        subscriber: dict[str, Any] | None = None,
     ) -> Dispatch:
         """Each route through its own providers; the attempts made and the deciding answer.
 
-        `last` is None only when no route got a call through (every circuit open).
+        `last` is None only when no route got a call through (every circuit open). A
+        per-subscriber route (Novu) is called once per notification, whatever the routes:
+        its answer stands for every route that reaches it.
         """
         attempts: list[Attempt] = []
         answers: list[DeliveryResult] = []
+        once: dict[str, DeliveryResult] = {}
         for route in routes:
             made, last = await self._failover(
-                record, route.providers, content, route.targets, earlier=len(attempts)
+                record,
+                route.providers,
+                _Call(content=content, subscriber=subscriber, once=once),
+                route.targets,
+                earlier=len(attempts),
             )
             attempts.extend(made)
             if last is not None:
@@ -116,7 +143,7 @@ class Dispatcher:
         self,
         record: NotificationRecord,
         providers: list[ResolvedProvider],
-        content: Rendered,
+        call: _Call,
         targets: list[Target],
         *,
         earlier: int,
@@ -127,11 +154,21 @@ class Dispatcher:
         last: DeliveryResult | None = None
         for provider in providers:
             key = (record.tenant_id, provider.name)
+            if provider.per_subscriber and provider.name in call.once:
+                last = call.once[provider.name]  # called already for another route
+                if not fails_over(last.outcome, self._breaker.state(key)):
+                    break
+                continue
             if not self._breaker.acquire(key):
                 continue
             was_closed = self._breaker.state(key) is CircuitState.CLOSED
             try:
-                attempt, last = await self._attempt(record, provider, content, targets)
+                # A per-subscriber route gets the whole subscriber, once: it reaches every
+                # address itself.
+                sent_to = targets[:1] if provider.per_subscriber else targets
+                attempt, last = await self._attempt(record, provider, call, sent_to)
+                if provider.per_subscriber:
+                    call.once[provider.name] = last
             except BaseException:
                 self._breaker.release(key)  # no verdict on the provider: free a probe slot
                 raise
@@ -185,13 +222,13 @@ class Dispatcher:
         self,
         record: NotificationRecord,
         provider: ResolvedProvider,
-        content: Rendered,
+        call: _Call,
         targets: list[Target],
     ) -> tuple[Attempt, DeliveryResult]:
         """One provider call per address; the attempt's record and its deciding answer."""
         started = time.perf_counter()
         at = utcnow()
-        results = [await self._send_one(provider, record, content, t) for t in targets]
+        results = [await self._send_one(provider, record, call, t) for t in targets]
         # Kept apart from duration_ms so the provider's share of an attempt is visible.
         provider_s = time.perf_counter() - started
         provider_ms = round(provider_s * 1000, 2)
@@ -226,9 +263,10 @@ class Dispatcher:
         self,
         provider: ResolvedProvider,
         record: NotificationRecord,
-        content: Rendered,
+        call: _Call,
         target: Target,
     ) -> DeliveryResult:
+        content = call.content
         message = OutboundMessage(
             notification_id=record.id,
             tenant_id=record.tenant_id,
@@ -244,5 +282,8 @@ class Dispatcher:
             recipient_id=record.recipient,
             category=record.category,
             feed_id=content.feed_id,
+            subscriber=call.subscriber if provider.per_subscriber else None,
+            transaction_id=record.transaction_id,
+            in_bulk=record.source in MULTI_RECIPIENT_SOURCES,
         )
         return await provider.adapter.send(message)

@@ -61,7 +61,10 @@ class DeliveryHandler:
             circuits=ctx.db.circuits,
         )
         self._settler = Settler(
-            notifications=ctx.db.notifications, broker=ctx.broker, worker=self.worker_id
+            notifications=ctx.db.notifications,
+            broker=ctx.broker,
+            worker=self.worker_id,
+            events=ctx.webhook_events,
         )
 
     async def handle(self, message: Inbound) -> Handling:
@@ -123,7 +126,7 @@ class DeliveryHandler:
             content = await self._renderer.render(record)
         except ValidationFailed as exc:
             return policy.unrenderable(situation, exc.details)
-        dispatch = await self._dispatcher.run(record, routes, content)
+        dispatch = await self._dispatcher.run(record, routes, content, subscriber)
         if dispatch.last is None:
             return policy.wait_for_circuit(
                 record,

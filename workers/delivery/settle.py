@@ -28,6 +28,7 @@ from shared.messaging.dead_letters import dead_letter_headers
 from shared.messaging.messages import deliver_message
 from shared.pipeline import publish_delivery
 from shared.records import NotificationRecord
+from shared.webhooks.events import WebhookEvents, event_for_status, notification_data
 from workers.consumer import Handling
 from workers.delivery.policy import Verdict, VerdictKind
 
@@ -40,10 +41,18 @@ _T = TypeVar("_T")
 class Settler:
     """Records verdicts for one worker of one channel."""
 
-    def __init__(self, *, notifications: NotificationsRepo, broker: Broker, worker: str) -> None:
+    def __init__(
+        self,
+        *,
+        notifications: NotificationsRepo,
+        broker: Broker,
+        worker: str,
+        events: WebhookEvents | None = None,
+    ) -> None:
         self._notifications = notifications
         self._broker = broker
         self._worker = worker
+        self._events = events
 
     async def settle(
         self, record: NotificationRecord, verdict: Verdict, *, deadline_s: float
@@ -96,6 +105,8 @@ class Settler:
         if not done:
             log.warning("claim_lost_before_finish", status=verdict.status.value)
             return Handling.ACK
+        if verdict.kind is VerdictKind.FINAL and self._events is not None:
+            await self._announce(record, verdict, deadline_s)
         last = verdict.attempts[-1] if verdict.attempts else None
         metrics.observe_verdict(
             channel=record.channel.value,
@@ -114,6 +125,36 @@ class Settler:
             duration_ms=last.duration_ms if last else None,
         )
         return Handling.ACK
+
+    async def _announce(
+        self, record: NotificationRecord, verdict: Verdict, deadline_s: float
+    ) -> None:
+        """The tenant's webhook event for the final status (only if it has endpoints)."""
+        events = self._events
+        event_type = event_for_status(verdict.status)
+        if events is None or event_type is None:
+            return
+        change = verdict.change
+        data = notification_data(
+            record,
+            status=verdict.status,
+            provider=change.provider or record.provider,
+            providerMessageId=change.provider_message_id or record.provider_message_id,
+            failureReason=verdict.reason,
+        )
+        try:
+            await self._persist(
+                lambda: events.emit(
+                    tenant_id=record.tenant_id,
+                    event_type=event_type,
+                    event_id=f"{record.id}:{event_type}",
+                    data=data,
+                ),
+                min(deadline_s, 10.0),
+            )
+        except _OUTAGES as exc:
+            # The status is written; only its announcement is lost (docs/webhooks.md).
+            log.warning("webhook_event_lost", event_type=event_type, error=str(exc))
 
     async def _persist(self, step: Callable[[], Awaitable[_T]], deadline_s: float) -> _T:
         """Run `step`, retrying database and broker outages for up to `deadline_s`."""

@@ -13,6 +13,7 @@ from typing import Any
 from shared.db.base import Doc, utcnow
 from shared.db.notifications.cancel import CancellableStore
 from shared.db.notifications.documents import DEAD_LETTERED, from_document, values
+from shared.db.notifications.receipts import NotificationReceipts
 from shared.domain import Status
 from shared.records import NotificationRecord
 
@@ -31,8 +32,8 @@ _REPLAY_UNSET = (
 _REPLAY_SET = ("status", "attempt_count", "queued_at", "replayed_at")
 
 
-class NotificationsRepo(CancellableStore):
-    """The store, cancelling, and the recovery paths (sweep and replay)."""
+class NotificationsRepo(CancellableStore, NotificationReceipts):
+    """The store, cancelling, receipt writes, and the recovery paths (sweep and replay)."""
 
     # --- the maintenance sweep (any tenant) ----------------------------------------------------
 

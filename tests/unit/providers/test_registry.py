@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -62,7 +63,18 @@ _P8 = (
 # registered without an entry here fails `test_every_registered_provider_has_a_sample`.
 VALID: dict[str, dict[str, Any]] = {
     "FCM": {"serviceAccountJson": json.dumps(_SERVICE_ACCOUNT)},
-    "SENDGRID": {"apiKey": "SG.secret-key", "fromEmail": "noreply@acme.test", "fromName": "Acme"},
+    "SENDGRID": {
+        "apiKey": "SG.secret-key",
+        "fromEmail": "noreply@acme.test",
+        "fromName": "Acme",
+        "webhookPublicKey": base64.b64encode(
+            ec.generate_private_key(ec.SECP256R1())
+            .public_key()
+            .public_bytes(
+                serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+        ).decode(),
+    },
     "APNS": {
         "keyId": "ABC123DEFG",
         "teamId": "TEAM123456",
@@ -83,9 +95,16 @@ VALID: dict[str, dict[str, Any]] = {
         "authToken": "twilio-auth-token",
         "fromNumber": "+15005550006",
         "messagingServiceSid": "MG" + "2" * 32,
+        "statusCallbackUrl": "https://notify.acme.test/webhooks/twilio?tenant=tnt_1",
     },
     "SLACK": {"botToken": "xoxb-secret"},
     "DISCORD": {},
+    "NOVU": {
+        "apiKey": "nv-secret",
+        "workflowIds": {"PUSH": "push-wf", "IN_APP": "inbox-wf"},
+        "applicationIdentifier": "app-1",
+        "wsUrl": "wss://ws.novu.internal",
+    },
 }
 
 _SPECS = pytest.mark.parametrize("spec", SPECS, ids=lambda spec: spec.provider_type.value)
@@ -124,13 +143,35 @@ def test_registered_types_are_accepted_types_each_once() -> None:
     types = [spec.provider_type for spec in SPECS]
     assert len(types) == len(set(types))
     assert all(isinstance(t, ProviderType) for t in types)
-    assert set(types) == set(ProviderType)  # seed 000's seven, every one with an adapter
+    assert set(types) == set(ProviderType)  # seed 000's seven and NOVU, each with an adapter
     assert spec_for("PIGEON") is None
 
 
 @_SPECS
-def test_spec_serves_the_channel_of_its_type(spec: ProviderSpec[Any]) -> None:
-    assert spec.channel is spec.provider_type.channel
+def test_spec_serves_the_channels_of_its_type(spec: ProviderSpec[Any]) -> None:
+    assert spec.channels == spec.provider_type.channels
+    if len(spec.channels) == 1:
+        assert spec.provider_type.channel in spec.channels
+    else:
+        with pytest.raises(ValueError, match="several channels"):
+            _ = spec.provider_type.channel
+    # What one config serves is always among what the type can serve.
+    parsed = spec.parse_credentials(VALID[spec.provider_type.value])
+    assert spec.channels_of(parsed) <= spec.channels
+
+
+def test_a_novu_config_serves_the_channels_it_has_workflows_for() -> None:
+    spec = spec_for("NOVU")
+    assert spec is not None
+    assert spec.per_subscriber
+    parsed = spec.parse_credentials(VALID["NOVU"])
+    assert spec.channels_of(parsed) == {Channel.PUSH, Channel.IN_APP}
+    assert _errors("NOVU", {"apiKey": "k", "workflowIds": {}}) == [
+        "credentials.workflowIds must name a workflow for at least one channel"
+    ]
+    assert _errors("NOVU", {"apiKey": "k", "workflowIds": {"FAX": "wf", "PUSH": " "}}) == [
+        "credentials.workflowIds has FAX, not a channel (CHAT, EMAIL, IN_APP, PUSH, SMS)"
+    ]
 
 
 @_SPECS
@@ -284,7 +325,7 @@ async def test_unregistered_type_reports_each_send(resources: AdapterResources) 
     assert result.outcome is Outcome.PROVIDER_AUTH
     assert result.reason == "unsupported_provider"
     assert result.detail == (
-        "no adapter for PIGEON (supported: FCM, APNS, SENDGRID, SES, TWILIO, SLACK, DISCORD)"
+        "no adapter for PIGEON (supported: FCM, APNS, SENDGRID, SES, TWILIO, SLACK, DISCORD, NOVU)"
     )
 
 

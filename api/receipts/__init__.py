@@ -1,0 +1,1 @@
+"""Provider delivery receipts: signature checks and the events each provider's body holds."""

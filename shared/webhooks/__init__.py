@@ -1,0 +1,1 @@
+"""Outbound webhooks to tenants: Standard Webhooks signing, and the events that feed them."""
