@@ -10,6 +10,7 @@ app-level dependency (`enforce_access`), so a new route is covered without an ed
 | `GET /api/v1/notifications/{notification_id}` | `send` or `read` (it is a status)          |
 | `/api/v1/notifications/<rpc>` (user RPCs)     | a user (X-User-ID, the gateway, a session) |
 | `/health/…`, `/metrics`, `/dashboard`, `/inbox/` pages | nothing (public)                  |
+| `/webhooks/…` (provider receipts)             | the provider's signature (checked there)   |
 | anything else (e.g. `/dev/…`)                 | `admin`                                    |
 
 `admin` grants everything. Each call with a key also spends one request of the key's rate
@@ -31,12 +32,14 @@ MANAGE = f"{API}/manage/"
 SCOPES = ("admin", "send", "read")
 
 # Pages and scripts that hold no data (the dashboard and the inbox demo ask for credentials
-# in the browser; the inbox WebSocket checks its session token itself).
+# in the browser; the inbox WebSocket checks its session token itself), and the providers'
+# receipt endpoints, which are authenticated by the provider's signature, not an API key.
 PUBLIC_PREFIXES = (
     "/health/",
     "/metrics",
     "/dashboard",
     "/inbox/",
+    "/webhooks/",
     "/docs",
     "/redoc",
     "/openapi.json",
