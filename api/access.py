@@ -44,8 +44,10 @@ PUBLIC_PREFIXES = (
     "/redoc",
     "/openapi.json",
 )
-# Reads that stay with admins: key metadata and provider configuration.
-ADMIN_ONLY = frozenset({"list-api-keys", "get-providers"})
+# Reads that stay with admins: key metadata, provider configuration and webhook endpoints.
+ADMIN_ONLY = frozenset(
+    {"list-api-keys", "get-providers", "list-webhooks", "list-webhook-deliveries"}
+)
 # RPCs that report on sends: a key that may send may follow its sends.
 STATUS_RPCS = frozenset({"get-delivery-status", "get-notification-activity"})
 SEND_PREFIXES = ("send", "trigger", "cancel")
