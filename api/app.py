@@ -25,6 +25,7 @@ from api.openapi import without_fastapi_422
 from api.ratelimit import RateLimiter
 from api.receipts.verify import SnsVerifier
 from api.routes import (
+    activity,
     api_keys,
     chat,
     dashboard,
@@ -37,6 +38,7 @@ from api.routes import (
     metrics,
     notifications,
     pending,
+    promotion,
     providers,
     receipts,
     scheduling,
@@ -44,11 +46,15 @@ from api.routes import (
     subscribers,
     suppressions,
     templates,
+    tenant_settings,
+    trigger,
     user,
     webhooks,
+    workflows,
 )
 from shared.crypto import CredentialCipher
 from shared.db.client import connect_database
+from shared.domain import Environment
 from shared.logging import configure_logging
 from shared.messaging.broker import Broker
 from shared.messaging.queue_stats import QueueStats
@@ -91,6 +97,13 @@ class CorrelationIdMiddleware:
             structlog.contextvars.unbind_contextvars("correlation_id")
 
 
+def bootstrap_environment(settings: Settings) -> str:
+    """The bootstrap key acts in production in a production deployment, else in development
+    (where workflows and templates are edited)."""
+    production = settings.environment == "production"
+    return (Environment.PRODUCTION if production else Environment.DEVELOPMENT).value
+
+
 def create_app_from_env() -> FastAPI:
     """The app of one uvicorn worker process when the API runs several (an entry point)."""
     settings = Settings()
@@ -126,6 +139,7 @@ def create_app(settings: Settings, *, hooks: PipelineHooks | None = None) -> Fas
                     tenant_id=BOOTSTRAP_TENANT,
                     scopes=["admin"],
                     name="bootstrap",
+                    environment=bootstrap_environment(settings),
                 )
         await broker.connect()
         hub = RealtimeHub(broker=broker)
@@ -190,6 +204,8 @@ def create_app(settings: Settings, *, hooks: PipelineHooks | None = None) -> Fas
     app.include_router(dashboard.router)
     app.include_router(notifications.router)
     for module in (sending, subscribers, providers, templates):
+        app.include_router(module.router)
+    for module in (workflows, trigger, promotion, activity, tenant_settings):
         app.include_router(module.router)
     app.include_router(dead_letters.router)
     app.include_router(scheduling.router)

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from shared.db.base import Doc, utcnow
-from shared.db.notifications.activity import recent_activity
+from shared.db.notifications.dashboard_activity import recent_activity
 from shared.domain import Channel
 from shared.timefmt import iso_z
 

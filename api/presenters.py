@@ -191,6 +191,7 @@ def provider_view(doc: Doc, *, credentials: Mapping[str, Any] | None) -> dict[st
         "active": doc.get("active", False),
         "priority": doc.get("priority", 0),
         "endpoint": doc.get("endpoint"),
+        "environment": doc.get("environment") or "development",
         "credentialsConfigured": bool(doc.get("credentials_enc")),
         "credentialFields": fields,
         "credentials": shown,
@@ -209,5 +210,6 @@ def template_view(doc: Doc) -> dict[str, Any]:
         "title": doc.get("title"),
         "body": doc.get("body"),
         "locale": doc.get("locale"),
+        "environment": doc.get("environment"),
         "createdAt": iso(doc.get("created_at")),
     }

@@ -68,8 +68,9 @@ def record_for(
     source: str,
     idempotency_key: str | None,
     when: When,
+    environment: str,
 ) -> NotificationRecord:
-    """One recipient's record of a `manage/send*` body."""
+    """One recipient's record of a `manage/send*` body, sent from the key's environment."""
     return NotificationRecord.new(
         tenant_id=tenant_id,
         channel=body.channel_enum,
@@ -84,6 +85,7 @@ def record_for(
         status=when.status,
         deliver_at=when.deliver_at,
         expires_at=when.expires_at,
+        environment=environment,
     )
 
 
@@ -94,6 +96,7 @@ def single_record(
     correlation_id: str | None,
     source: str,
     when: When,
+    environment: str,
 ) -> NotificationRecord:
     """The record of a one-recipient send, in a transaction of its own; its idempotency key is
     shared by `send`, `send-delayed` and `send-scheduled`."""
@@ -106,6 +109,7 @@ def single_record(
         source=source,
         idempotency_key=f"send:{body.idempotencyKey}" if body.idempotencyKey else None,
         when=when,
+        environment=environment,
     )
 
 

@@ -29,6 +29,7 @@ import psutil
 import typer
 import uvloop
 from benchkit import providers as provider_phase
+from benchkit.activity import measure_activity, render_activity
 from benchkit.ceiling import Ceiling, measure_ceiling
 from benchkit.cpu import CpuMeter, cpu_between
 from benchkit.dbstage import measure_database_alone
@@ -63,6 +64,7 @@ class Sizes:
     inbox_sockets: int = 0  # the inbox phase: open sockets (0 skips it) …
     inbox_sends: int = 0  # … and IN_APP sends across them
     delay_sends: int = 0  # the delay phase: 0 skips it (--quick runs it only with --delay)
+    activity_records: int = 0  # the activity phase's history; 0 skips the phase
 
 
 QUICK = Sizes(2000, 100, 150, 32, 3, 100, 3, 60, 20.0)
@@ -79,6 +81,7 @@ DEFAULT = Sizes(
     inbox_sockets=1000,
     inbox_sends=1000,
     delay_sends=500,
+    activity_records=100_000,
 )
 QUICK_DELAY_SENDS = 50
 
@@ -289,6 +292,7 @@ class Bench:
                     if s.delay_sends
                     else None
                 )
+                activity = await self.activity(gen, reader, meter) if s.activity_records else None
             inbox: dict[str, Any] = {"sockets": 0, "skipped": "--inbox-sockets 0"}
             if s.inbox_sockets > 0:
                 inbox = await measure_inbox(
@@ -313,6 +317,8 @@ class Bench:
         figures = {**self._figures(ceiling, phases, bulk, db_alone), "inbox": inbox}
         if delay is not None:
             figures["delay"] = delay
+        if activity is not None:
+            figures["activity"] = activity
         return figures
 
     async def run_providers(self, ceiling: Ceiling, names: list[str]) -> dict[str, Any]:
@@ -329,6 +335,35 @@ class Bench:
         finally:
             await reader.close()
         return {"ceiling": ceiling.as_dict(), "providers": figures}
+
+    async def activity(self, gen: LoadGenerator, reader: RecordReader, meter: CpuMeter) -> Any:
+        """The activity phase (benchkit/activity.py): queries over a large history, idle and
+        while a `manage/send` burst is delivered."""
+
+        async def burst() -> LoadResult:
+            sends = await self.phase(
+                gen,
+                reader,
+                meter,
+                name="activity_load",
+                path="/api/v1/notifications/manage/send",
+                body_for=self._send_body,
+                count=self.sizes.sends,
+                concurrency=self.sizes.concurrency,
+            )
+            return sends.load
+
+        return await measure_activity(
+            gen=gen,
+            url=self.stack.mongodb_url,
+            database=self.stack.database_name,
+            tenant_id=TENANT,
+            users=self.users,
+            records=self.sizes.activity_records,
+            burst=burst,
+            clients=4,
+            say=self.say,
+        )
 
     def _figures(
         self, ceiling: Ceiling, phases: list[Phase], bulk: Phase, db_alone: dict[str, Any]
@@ -586,6 +621,10 @@ def main(
     delay_sends: Annotated[
         int | None, typer.Option(help="delayed sends in the delay phase (0 skips it)")
     ] = None,
+    activity_records: Annotated[
+        int | None,
+        typer.Option(help="history records for the activity phase (0 skips it; --quick: 0)"),
+    ] = None,
     log_level: Annotated[str, typer.Option(help="NOTIFY_LOG_LEVEL of the system")] = "WARNING",
     log_file: Annotated[Path, typer.Option(help="the system's output")] = ROOT
     / ".data"
@@ -606,6 +645,7 @@ def main(
         "inbox_sockets": inbox_sockets,
         "inbox_sends": inbox_sends,
         "delay_sends": delay_sends,
+        "activity_records": activity_records,
     }
     if quick and delay and delay_sends is None:
         given["delay_sends"] = QUICK_DELAY_SENDS
@@ -643,6 +683,8 @@ def main(
         render_inbox(report["inbox"], console)
         if "delay" in report:
             render_delay(report["delay"], console)
+        if "activity" in report:
+            render_activity(report["activity"], console)
     data = orjson.dumps(report, option=orjson.OPT_INDENT_2)
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)

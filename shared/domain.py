@@ -111,3 +111,15 @@ _PROVIDER_CHANNELS = {
     ProviderType.DISCORD: frozenset({Channel.CHAT}),
     ProviderType.NOVU: frozenset(Channel),
 }
+
+
+class Environment(StrEnum):
+    """A tenant's two environments: edits happen in development and are promoted to production.
+
+    Workflows, templates and provider configs live per environment; subscribers, topics,
+    preferences and notifications belong to the tenant (a notification records which
+    environment sent it).
+    """
+
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"

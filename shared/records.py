@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.db.base import utcnow
-from shared.domain import Category, Channel, Status
+from shared.domain import Category, Channel, Environment, Status
 from shared.ids import new_id
 
 
@@ -38,6 +38,21 @@ class TemplateRef(_Model):
 
     code: str
     version: int
+    # Where that version lives. A reference stored before environments existed names a
+    # template stored under the old single environment, `production`.
+    environment: str = Environment.PRODUCTION.value
+
+
+class WorkflowStepRef(_Model):
+    """The workflow step a record was made for (`manage/trigger`)."""
+
+    workflow_id: str
+    key: str
+    version: int
+    step: int  # the step's index in the workflow's `steps`
+    # An escalation step: cancelled (reason `read`) if the in-app notification with this id
+    # was read by the time the step is due.
+    skip_if_read: str | None = None
 
 
 class AttemptTarget(_Model):
@@ -107,6 +122,12 @@ class NotificationRecord(_Model):
     idempotency_key: str | None = None
     request_id: str | None = None
     correlation_id: str | None = None
+    # The environment of the API key that sent it: the worker uses that environment's
+    # provider configs. A record stored before environments existed reads as development.
+    environment: str = Environment.DEVELOPMENT.value
+    # A critical workflow's notification: preferences and quiet hours do not apply.
+    critical: bool = False
+    workflow: WorkflowStepRef | None = None
     attempts: list[Attempt] = Field(default_factory=list)
     attempt_count: int = 0
     replays: int = 0
@@ -156,6 +177,9 @@ class NotificationRecord(_Model):
         deliver_at: datetime | None = None,
         status: Status = Status.QUEUED,
         expires_at: datetime | None = None,
+        environment: str = Environment.DEVELOPMENT.value,
+        critical: bool = False,
+        workflow: WorkflowStepRef | None = None,
     ) -> NotificationRecord:
         """A record not yet stored: QUEUED (the seed reports SENT), or DELAYED / SCHEDULED
         until `deliver_at`. Without a transaction id, the notification is its own transaction.
@@ -179,6 +203,9 @@ class NotificationRecord(_Model):
             idempotency_key=idempotency_key,
             request_id=request_id,
             correlation_id=correlation_id,
+            environment=environment,
+            critical=critical,
+            workflow=workflow,
             created_at=now,
             queued_at=now,
             updated_at=now,

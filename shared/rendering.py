@@ -52,13 +52,23 @@ def required_variables(fields: Mapping[str, str | None]) -> set[str]:
 
 
 def render_fields(
-    fields: Mapping[str, str | None], variables: Mapping[str, Any], *, template_code: str
+    fields: Mapping[str, str | None],
+    variables: Mapping[str, Any],
+    *,
+    template_code: str,
+    variables_name: str = "variables",
+    owner: str | None = None,
 ) -> dict[str, str | None]:
-    """Render every field; every missing variable is reported, by name, in one error."""
+    """Render every field; every missing variable is reported, by name, in one error.
+
+    Messages name `variables_name.<variable>` and the owner (`template <code>` unless given,
+    e.g. `workflow welcome step 1`).
+    """
+    owner = owner or f"template {template_code}"
     missing = sorted(required_variables(fields) - set(variables))
     if missing:
         raise ValidationFailed(
-            [f"variables.{name} is required by template {template_code}" for name in missing]
+            [f"{variables_name}.{name} is required by {owner}" for name in missing]
         )
     rendered: dict[str, str | None] = {}
     for name, source in fields.items():
@@ -69,10 +79,8 @@ def render_fields(
             rendered[name] = _compile(source).render(**variables)
         except UndefinedError as exc:
             raise ValidationFailed(
-                [f"variables: template {template_code} ({name}) needs {exc.message}"]
+                [f"{variables_name}: {owner} ({name}) needs {exc.message}"]
             ) from None
         except SecurityError as exc:
-            raise ValidationFailed(
-                [f"template {template_code} ({name}) is unsafe: {exc}"]
-            ) from None
+            raise ValidationFailed([f"{owner} ({name}) is unsafe: {exc}"]) from None
     return rendered

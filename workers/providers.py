@@ -11,7 +11,7 @@ from cryptography.fernet import InvalidToken
 
 from shared.crypto import CredentialCipher
 from shared.db.client import Database
-from shared.domain import Channel
+from shared.domain import Channel, Environment
 from shared.inbox.events import InboxAnnouncer
 from shared.providers.base import Provider, ProviderConfig
 from shared.providers.registry import build_adapter, spec_for
@@ -21,6 +21,7 @@ from shared.providers.spec import AdapterResources, UnusableProvider
 log = structlog.get_logger(__name__)
 
 _CONFIG_TTL_S = 5.0  # a provider change reaches every worker within this long
+DEVELOPMENT = Environment.DEVELOPMENT.value
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +34,13 @@ class ResolvedProvider:
     provider_type: str | None = None
     # Takes the whole subscriber once per notification, whatever its addresses (Novu).
     per_subscriber: bool = False
+    environment: str = DEVELOPMENT
+
+    @property
+    def circuit_key(self) -> str:
+        """What its circuit is keyed by (with the tenant): a config id names one config per
+        environment, so a broken development config never opens production's circuit."""
+        return self.name if self.environment == DEVELOPMENT else f"{self.environment}:{self.name}"
 
 
 class ProviderResolver:
@@ -53,20 +61,22 @@ class ProviderResolver:
         self._resources = AdapterResources(http=http, timeout_s=timeout_s)
         self._sandbox = SandboxProvider(db.dev_outbox) if sandbox_default else None
         self._inbox = InAppProvider(db.inbox, inbox_announcer)
-        self._configs: dict[tuple[str, str], tuple[float, list[ResolvedProvider]]] = {}
-        self._adapters: dict[tuple[str, str, str], Provider] = {}
+        self._configs: dict[tuple[str, str, str], tuple[float, list[ResolvedProvider]]] = {}
+        self._adapters: dict[tuple[str, str, str, str], Provider] = {}
 
-    async def for_channel(self, *, tenant_id: str, channel: Channel) -> list[ResolvedProvider]:
-        """Active providers, preferred first; empty when the channel has none."""
-        key = (tenant_id, channel.value)
+    async def for_channel(
+        self, *, tenant_id: str, channel: Channel, environment: str = DEVELOPMENT
+    ) -> list[ResolvedProvider]:
+        """The environment's active providers, preferred first; empty when it has none."""
+        key = (tenant_id, environment, channel.value)
         cached = self._configs.get(key)
         now = time.monotonic()
         if cached and cached[0] > now:
             return cached[1]
         docs = await self._db.providers.active_for_channel(
-            tenant_id=tenant_id, channel=channel.value
+            tenant_id=tenant_id, channel=channel.value, environment=environment
         )
-        resolved = [self._adapter(doc) for doc in docs]
+        resolved = [self._adapter(doc, environment) for doc in docs]
         if channel is Channel.IN_APP:
             # Our own inbox, unless the tenant routes IN_APP through Novu's.
             resolved = resolved or [ResolvedProvider(name=self._inbox.name, adapter=self._inbox)]
@@ -75,11 +85,11 @@ class ProviderResolver:
         self._configs[key] = (now + _CONFIG_TTL_S, resolved)
         return resolved
 
-    def _adapter(self, doc: dict[str, object]) -> ResolvedProvider:
+    def _adapter(self, doc: dict[str, object], environment: str) -> ResolvedProvider:
         provider_type = str(doc["provider_type"])
         provider_id = str(doc.get("provider_id") or provider_type)
         version = str(doc.get("updated_at"))
-        key = (str(doc["tenant_id"]), provider_id, version)
+        key = (str(doc["tenant_id"]), environment, provider_id, version)
         adapter = self._adapters.get(key)
         if adapter is None:
             adapter = self._build(doc, provider_type=provider_type, version=version)
@@ -97,6 +107,7 @@ class ProviderResolver:
             adapter=adapter,
             provider_type=provider_type,
             per_subscriber=spec is not None and spec.per_subscriber,
+            environment=environment,
         )
 
     def _build(self, doc: dict[str, object], *, provider_type: str, version: str) -> Provider:

@@ -55,10 +55,12 @@ async def _closes_at(
 async def _template_ref(ctx: AppContext, principal: Principal, code: str | None) -> Doc | None:
     if code is None:
         return None
-    template = await ctx.db.templates.get(tenant_id=principal.tenant_id, template_code=code)
+    template = await ctx.db.templates.get(
+        tenant_id=principal.tenant_id, environment=principal.environment, template_code=code
+    )
     if template is None:
         raise NotFound(f"template {code} does not exist")
-    return {"code": code, "version": template["version"]}
+    return {"code": code, "version": template["version"], "environment": principal.environment}
 
 
 @router.post(
@@ -100,6 +102,7 @@ async def send_with_digest(
                 if body.idempotencyKey
                 else None,
                 when=When(),
+                environment=principal.environment,
             )
             stored, _ = await ctx.pipeline.submit_one(record)
             return {"transactionId": stored.transaction_id}
@@ -119,6 +122,7 @@ async def send_with_digest(
             ctx, config, tenant_id=tenant_id, user_id=body.userId, now=now
         ),
         "template": template,
+        "environment": principal.environment,
     }
     joined = await ctx.db.digests.join(
         key=key, event=event, opening=opening, max_events=ctx.settings.digest_max_events

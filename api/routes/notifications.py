@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Header, Request
+from starlette.responses import Response
 
 from api.deps import CtxDep, PrincipalDep
+from api.etags import NOT_MODIFIED, json_with_etag
 from api.openapi import COMMON, errors
 from api.presenters import notification_view
 from api.schemas import SendNotificationRequest
@@ -31,10 +33,13 @@ async def send_notification(
     tenant = principal.tenant_id
     channel = Channel(body.notification_type)
     subscriber = await ctx.db.subscribers.get(tenant_id=tenant, subscriber_id=body.user_id)
+    settings = await ctx.db.tenant_settings.get(tenant_id=tenant)
     template = await ctx.db.templates.latest_for_locale(
         tenant_id=tenant,
+        environment=principal.environment,
         template_code=body.template_code,
         locale=subscriber.get("locale") if subscriber else None,
+        default_locale=settings.get("default_locale"),
     )
     missing = []
     if subscriber is None:
@@ -68,7 +73,12 @@ async def send_notification(
         transaction_id=body.request_id,
         correlation_id=request.state.correlation_id,
         source="api.notifications",
-        template=TemplateRef(code=body.template_code, version=template["version"]),
+        template=TemplateRef(
+            code=body.template_code,
+            version=template["version"],
+            environment=principal.environment,
+        ),
+        environment=principal.environment,
         variables=body.variables,
         idempotency_key=seed003_key(body.request_id),
         request_id=body.request_id,
@@ -83,12 +93,22 @@ async def send_notification(
 
 
 @router.get(
-    "/{notification_id}", summary="A notification's status (seed 003)", responses=errors(404)
+    "/{notification_id}",
+    summary="A notification's status (seed 003)",
+    responses={**errors(404), **NOT_MODIFIED},
+    response_model=None,
 )
 async def get_notification(
-    notification_id: str, ctx: CtxDep, principal: PrincipalDep
-) -> dict[str, Any]:
-    """Found by the `request_id` it was sent with, or by its internal id (`ntf_…`)."""
+    notification_id: str,
+    ctx: CtxDep,
+    principal: PrincipalDep,
+    if_none_match: Annotated[str | None, Header()] = None,
+) -> Response:
+    """Found by the `request_id` it was sent with, or by its internal id (`ntf_…`).
+
+    Answers with an `ETag`; `If-None-Match` with that tag gets a 304 without a body while
+    the notification has not changed.
+    """
     repo = ctx.db.notifications
     record = await repo.get(tenant_id=principal.tenant_id, notification_id=notification_id)
     if record is None:
@@ -97,4 +117,5 @@ async def get_notification(
         )
     if record is None:
         raise NotFound(f"notification {notification_id} does not exist")
-    return {"success": True, "data": notification_view(record), "message": "Notification found"}
+    body = {"success": True, "data": notification_view(record), "message": "Notification found"}
+    return json_with_etag(body, if_none_match=if_none_match)

@@ -20,15 +20,6 @@ NOT_BUILT = [
     "manage/remove-subscribers-from-topic",
     "manage/list-topic-subscribers",
     "manage/check-topic-subscription",
-    "manage/create-workflow",
-    "manage/update-workflow",
-    "manage/get-workflow",
-    "manage/list-workflows",
-    "manage/delete-workflow",
-    "manage/get-pending-changes",
-    "manage/promote-change",
-    "manage/promote-all-changes",
-    "manage/get-notification-activity",
 ]
 
 

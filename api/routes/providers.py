@@ -32,7 +32,8 @@ def _stored_credentials(cipher: CredentialCipher, doc: Doc) -> dict[str, Any] | 
 async def configure_provider(
     body: ConfigureProviderRequest, ctx: CtxDep, principal: AdminDep
 ) -> dict[str, Any]:
-    """Credentials are checked against the provider's spec, then stored encrypted."""
+    """Credentials are checked against the provider's spec, then stored encrypted, in the
+    environment of the API key (each environment has its own configs)."""
     provider = body.providerType
     spec = spec_for(provider.value)
     if spec is None:
@@ -51,6 +52,7 @@ async def configure_provider(
     channel: str | list[str] = served if len(spec.channels) > 1 else served[0]
     doc = await ctx.db.providers.upsert(
         tenant_id=principal.tenant_id,
+        environment=principal.environment,
         provider_id=body.providerId or provider.value,
         fields={
             "provider_type": provider.value,
@@ -78,7 +80,9 @@ async def get_providers(
     as configured.
     """
     docs = await ctx.db.providers.list_configs(
-        tenant_id=principal.tenant_id, include_inactive=body.includeInactive
+        tenant_id=principal.tenant_id,
+        environment=principal.environment,
+        include_inactive=body.includeInactive,
     )
     return {
         "providers": [

@@ -47,6 +47,7 @@ async def send_delayed(
     record = single_record(
         body,
         tenant_id=principal.tenant_id,
+        environment=principal.environment,
         correlation_id=request.state.correlation_id,
         source="manage.send-delayed",
         when=When(Status.DELAYED, deliver_at=due, expires_at=expiry(body, due=due)),
@@ -73,6 +74,7 @@ async def send_scheduled(
     record = single_record(
         body,
         tenant_id=principal.tenant_id,
+        environment=principal.environment,
         correlation_id=request.state.correlation_id,
         source="manage.send-scheduled",
         when=When(Status.SCHEDULED, deliver_at=due, expires_at=expiry(body, due=due)),

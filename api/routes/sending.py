@@ -15,6 +15,7 @@ from api.openapi import COMMON, errors
 from api.presenters import delivery_status_view
 from api.schemas import SendBulkRequest, SendRequest, TransactionRequest
 from api.sends import When, bulk_when, expiry, record_for, single_record, timing_view
+from api.workflow_presenters import workflow_status_view
 from shared.db.base import utcnow
 from shared.errors import NotFound, ValidationFailed
 from shared.ids import new_id
@@ -33,6 +34,7 @@ async def send(
         correlation_id=request.state.correlation_id,
         source="manage.send",
         when=When(expires_at=expiry(body, due=utcnow())),
+        environment=principal.environment,
     )
     stored, _ = await ctx.pipeline.submit_one(record)
     return {"transactionId": stored.transaction_id}
@@ -60,6 +62,7 @@ async def send_bulk(
             transaction_id=transaction_id,
             correlation_id=request.state.correlation_id,
             source="manage.send-bulk",
+            environment=principal.environment,
             idempotency_key=(
                 f"bulk:{body.idempotencyKey}:{user_id}" if body.idempotencyKey else None
             ),
@@ -79,8 +82,9 @@ async def send_bulk(
 async def get_delivery_status(
     body: TransactionRequest, ctx: CtxDep, principal: AdminDep
 ) -> dict[str, Any]:
-    """The seed's shape; a bulk transaction adds `summary` and `recipients`; a digest event's
-    transaction reads SENT until its digest is sent, then the digest's result."""
+    """The seed's shape; a bulk transaction adds `summary` and `recipients`, a workflow
+    trigger `steps` (each step's notifications); a digest event's transaction reads SENT
+    until its digest is sent, then the digest's result."""
     records = await ctx.db.notifications.find_by_transaction(
         tenant_id=principal.tenant_id, transaction_id=body.transactionId
     )
@@ -91,4 +95,6 @@ async def get_delivery_status(
         if event_view is not None:
             return event_view
         raise NotFound(f"transaction {body.transactionId} does not exist")
+    if records[0].workflow is not None:
+        return workflow_status_view(records)
     return delivery_status_view(records)

@@ -1,4 +1,8 @@
-"""Templates (our extension, camelCase like seed 000): create, get, list."""
+"""Templates (our extension, camelCase like seed 000): create, get, list.
+
+Templates live per environment: created in development (each version a pending change),
+promoted to production; a key reads its own environment's.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from api.deps import AdminDep, CtxDep
+from api.environments import require_development
 from api.openapi import COMMON, errors
 from api.presenters import template_view
 from api.schemas import CreateTemplateRequest, EmptyRequest, GetTemplateRequest
@@ -17,17 +22,19 @@ from shared.rendering import check_syntax
 router = APIRouter(prefix="/api/v1/notifications/manage", tags=["templates"], responses=COMMON)
 
 
-@router.post("/create-template", summary="Create a template version")
+@router.post("/create-template", summary="Create a template version (a pending change)")
 async def create_template(
     body: CreateTemplateRequest, ctx: CtxDep, principal: AdminDep
 ) -> dict[str, Any]:
-    """Every call stores a new version; syntax is checked first."""
+    """Every call stores a new version (of the variant in `locale`); syntax is checked first."""
+    require_development(principal, what="templates")
     fields = {"subject": body.subject, "title": body.title, "body": body.body}
     check_syntax(fields)
     doc = await ctx.db.templates.create_version(
         tenant_id=principal.tenant_id,
         template_code=body.templateCode,
         fields={**fields, "channel": Channel.from_api(body.channel).value, "locale": body.locale},
+        changed_by=principal.key_label,
     )
     return {"template": template_view(doc)}
 
@@ -40,15 +47,20 @@ async def get_template(
 ) -> dict[str, Any]:
     """404 if there is none."""
     doc = await ctx.db.templates.get(
-        tenant_id=principal.tenant_id, template_code=body.templateCode, version=body.version
+        tenant_id=principal.tenant_id,
+        environment=principal.environment,
+        template_code=body.templateCode,
+        version=body.version,
     )
     if doc is None:
         raise NotFound(f"template {body.templateCode} does not exist")
     return {"template": template_view(doc)}
 
 
-@router.post("/list-templates", summary="List templates (latest versions)")
+@router.post("/list-templates", summary="List templates (latest versions, with their locales)")
 async def list_templates(body: EmptyRequest, ctx: CtxDep, principal: AdminDep) -> dict[str, Any]:
-    """The latest version of each template code."""
-    docs = await ctx.db.templates.list_latest(tenant_id=principal.tenant_id)
-    return {"templates": [template_view(d) for d in docs]}
+    """The latest version of each template code, and the locales it has variants in."""
+    rows = await ctx.db.templates.list_latest(
+        tenant_id=principal.tenant_id, environment=principal.environment
+    )
+    return {"templates": [{**template_view(doc), "locales": locales} for doc, locales in rows]}

@@ -17,7 +17,7 @@ from shared.db.dead_letter_operations import DeadLetterOperationsRepo
 from shared.db.digests import DigestActivityRepo, DigestsRepo
 from shared.db.inbox import InboxRepo
 from shared.db.inbox_streams import InboxStreamsRepo
-from shared.db.notifications import NotificationsRepo
+from shared.db.notifications import NotificationActivity, NotificationsRepo, NotificationStats
 from shared.db.outbox import DevOutboxRepo
 from shared.db.providers import ProvidersRepo
 from shared.db.rate_limits import RateLimitsRepo
@@ -25,7 +25,9 @@ from shared.db.receipts import ReceiptsRepo
 from shared.db.subscribers import SubscribersRepo
 from shared.db.suppressions import SuppressionsRepo
 from shared.db.templates import TemplatesRepo
+from shared.db.tenant_settings import TenantSettingsRepo
 from shared.db.webhooks import WebhookDeliveriesRepo, WebhooksRepo
+from shared.db.workflows import WorkflowsRepo
 
 Doc = dict[str, Any]
 
@@ -55,6 +57,10 @@ class Database:
     receipts: ReceiptsRepo
     webhooks: WebhooksRepo
     webhook_deliveries: WebhookDeliveriesRepo
+    workflows: WorkflowsRepo
+    tenant_settings: TenantSettingsRepo
+    activity: NotificationActivity
+    stats: NotificationStats
 
     async def ensure_indexes(self) -> None:
         """Create every collection's indexes (idempotent)."""
@@ -76,6 +82,8 @@ class Database:
             self.receipts,
             self.webhooks,
             self.webhook_deliveries,
+            self.workflows,
+            self.tenant_settings,
         ):
             await repo.ensure_indexes()
 
@@ -140,4 +148,8 @@ def connect_database(
         receipts=ReceiptsRepo(db),
         webhooks=WebhooksRepo(db),
         webhook_deliveries=WebhookDeliveriesRepo(db),
+        workflows=WorkflowsRepo(db),
+        tenant_settings=TenantSettingsRepo(db),
+        activity=NotificationActivity(db),
+        stats=NotificationStats(db),
     )

@@ -258,3 +258,11 @@ class InboxRepo(Repo):
             .limit(limit)
         )
         return [d async for d in cursor]
+
+    async def was_read(self, *, tenant_id: str, notification_id: str) -> bool:
+        """True if the in-app item a notification delivered has been read (a workflow's
+        escalation steps ask); an item never delivered counts as unread."""
+        doc = await self.col.find_one(
+            {"tenant_id": tenant_id, "notification_id": notification_id}, {"read": 1}
+        )
+        return bool(doc and doc.get("read"))

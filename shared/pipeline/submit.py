@@ -42,8 +42,10 @@ class PipelineHooks:
 
 def _needs_publish(record: NotificationRecord, created: bool) -> bool:
     # A record stored by an earlier call whose publish was never confirmed is published
-    # again now: the status guard in the worker makes a second message harmless.
-    return created or (record.status in INITIAL and not record.is_published)
+    # again now: the status guard in the worker makes a second message harmless. A record
+    # created already final (decided before any delivery, e.g. a workflow step its channel
+    # default turned off) is only stored: there is nothing to deliver.
+    return record.status in INITIAL and (created or not record.is_published)
 
 
 class SendPipeline:

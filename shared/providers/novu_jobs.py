@@ -21,8 +21,10 @@ NOVU = "NOVU"
 
 
 async def novu_provider_ids(*, providers: ProvidersRepo, tenant_id: str) -> set[str]:
-    """Ids of the tenant's NOVU configs, active or not (one read)."""
-    docs = await providers.list_configs(tenant_id=tenant_id, include_inactive=True)
+    """Ids of the tenant's NOVU configs, active or not, in any environment (one read)."""
+    docs = await providers.list_configs(
+        tenant_id=tenant_id, environment=None, include_inactive=True
+    )
     return {
         str(d.get("provider_id") or d["provider_type"]) for d in docs if d["provider_type"] == NOVU
     }

@@ -31,9 +31,13 @@ async def configs_of_type(
     tenant_id: str,
     provider_type: str,
     include_inactive: bool = False,
+    environment: str | None = None,
 ) -> list[StoredConfig]:
-    """The tenant's configs of `provider_type`, preferred first; unreadable ones left out."""
-    docs = await providers.list_configs(tenant_id=tenant_id, include_inactive=include_inactive)
+    """The tenant's configs of `provider_type` (in one environment, or in any), preferred
+    first; unreadable ones left out."""
+    docs = await providers.list_configs(
+        tenant_id=tenant_id, environment=environment, include_inactive=include_inactive
+    )
     found: list[StoredConfig] = []
     for doc in sorted(docs, key=lambda d: (d.get("priority", 0), str(d.get("provider_id")))):
         if doc.get("provider_type") != provider_type:

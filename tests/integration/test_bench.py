@@ -32,6 +32,7 @@ TINY = [
     "--drain-timeout", "20",
     "--inbox-sockets", "5",
     "--inbox-sends", "5",
+    "--activity-records", "300",
 ]  # fmt: skip
 
 
@@ -88,6 +89,18 @@ async def test_bench_quick_json_has_the_documented_fields(
     inbox = report["inbox"]
     _keys(inbox, "write_to_socket_ms", "send_to_socket_ms", "api_memory_per_socket_kib")
     assert (inbox["sockets_open"], inbox["events_received"]) == (5, 5), inbox
+    activity = report["activity"]
+    _keys(
+        activity, "history", "idle", "under_load", "pipeline_during", "goal_p99_lt_50_ms_under_load"
+    )
+    assert activity["history"]["records"] == 300
+    for condition in ("idle", "under_load"):
+        figures = activity[condition]
+        assert figures["errors"] == {}, figures["errors"]
+        assert figures["get_notification_activity"]["calls"] > 0
+        assert figures["get_delivery_status"]["calls"] > 0
+        _keys(figures["get_notification_activity"], "p50", "p99")
+    assert activity["pipeline_during"]["accepted"] == 12
 
     # Everything the run declared on the shared broker is gone.
     connection = await aio_pika.connect(rabbitmq_url)

@@ -177,6 +177,7 @@ async def test_a_stored_config_that_no_longer_validates_fails_over_per_send(
     assert system.db is not None
     await system.db.providers.upsert(
         tenant_id=tenant.tenant_id,
+        environment="development",
         provider_id="sg-old",
         fields={
             "provider_type": "SENDGRID",

@@ -39,6 +39,7 @@ async def _store_sendgrid(db: Database, tenant_id: str, cipher: CredentialCipher
     """A SendGrid config as configure-provider stores it, encrypted with `cipher`."""
     await db.providers.upsert(
         tenant_id=tenant_id,
+        environment="development",
         provider_id="sendgrid",
         fields={
             "provider_type": "SENDGRID",
@@ -94,7 +95,9 @@ async def test_old_and_new_keys_both_read_until_reencrypted(
         "unreadable": [],
     }
     new_only = CredentialCipher(NEW)
-    for doc in await db.providers.list_configs(tenant_id="t1", include_inactive=True):
+    for doc in await db.providers.list_configs(
+        tenant_id="t1", environment=None, include_inactive=True
+    ):
         assert new_only.decrypt(str(doc["credentials_enc"])) == CREDENTIALS
         with pytest.raises(InvalidToken):
             old_only.decrypt(str(doc["credentials_enc"]))

@@ -86,7 +86,10 @@ class ContentRenderer:
             )
         ref = record.template
         template = await self._templates.get(
-            tenant_id=record.tenant_id, template_code=ref.code, version=ref.version
+            tenant_id=record.tenant_id,
+            environment=ref.environment,
+            template_code=ref.code,
+            version=ref.version,
         )
         if template is None:
             raise ValidationFailed([f"template {ref.code} v{ref.version} is gone"])

@@ -153,7 +153,7 @@ class Dispatcher:
         attempts: list[Attempt] = []
         last: DeliveryResult | None = None
         for provider in providers:
-            key = (record.tenant_id, provider.name)
+            key = (record.tenant_id, provider.circuit_key)
             if provider.per_subscriber and provider.name in call.once:
                 last = call.once[provider.name]  # called already for another route
                 if not fails_over(last.outcome, self._breaker.state(key)):
@@ -203,7 +203,7 @@ class Dispatcher:
             return
         ids = {"tenant_id": record.tenant_id, "provider": provider.name, "worker": self._worker}
         retry_at = utcnow() + timedelta(
-            seconds=self._breaker.retry_in((record.tenant_id, provider.name))
+            seconds=self._breaker.retry_in((record.tenant_id, provider.circuit_key))
         )
         try:
             async with asyncio.timeout(_CIRCUIT_NOTE_S):
@@ -216,7 +216,7 @@ class Dispatcher:
 
     def soonest_retry_s(self, tenant_id: str, providers: list[ResolvedProvider]) -> float:
         """Seconds until the first of these providers' circuits lets a probe through."""
-        return min(self._breaker.retry_in((tenant_id, p.name)) for p in providers)
+        return min(self._breaker.retry_in((tenant_id, p.circuit_key)) for p in providers)
 
     async def _attempt(
         self,

@@ -99,6 +99,15 @@ class DeliveryHandler:
             tenant_id=tenant_id, notification_id=notification_id, worker=self.worker_id
         )
 
+    async def _earlier_read(self, record: NotificationRecord) -> bool:
+        """For a workflow escalation step only: was the in-app message it escalates read?"""
+        step = record.workflow
+        if step is None or step.skip_if_read is None:
+            return False
+        return await self._ctx.db.inbox.was_read(
+            tenant_id=record.tenant_id, notification_id=step.skip_if_read
+        )
+
     async def _decide(self, record: NotificationRecord) -> policy.Verdict:
         db = self._ctx.db
         subscriber = await db.subscribers.get(
@@ -112,12 +121,13 @@ class DeliveryHandler:
             addresses=len(targets),
             now=utcnow(),
             worker=self.worker_id,
+            earlier_read=await self._earlier_read(record),
         )
         verdict = policy.before_sending(situation)
         if verdict is not None:
             return verdict
         providers = await self._ctx.resolver.for_channel(
-            tenant_id=record.tenant_id, channel=self.channel
+            tenant_id=record.tenant_id, channel=self.channel, environment=record.environment
         )
         routes = route_targets(targets, providers)
         if not routes:  # no provider at all, or none of the types the addresses belong to

@@ -132,6 +132,9 @@ class Situation:
     addresses: int  # how many addresses the subscriber has on the channel
     now: datetime
     worker: str
+    # A workflow escalation step (`skipIfRead`): whether the earlier in-app message was read.
+    # Read only for such steps, so other notifications pay nothing for it.
+    earlier_read: bool = False
 
 
 def no_call(
@@ -216,9 +219,17 @@ def not_expired(s: Situation) -> Verdict | None:
     return None
 
 
+def unread_escalation(s: Situation) -> Verdict | None:
+    """An escalation step whose in-app message was read by the time it is due is not sent."""
+    if s.earlier_read:
+        return no_call(s, Status.CANCELLED, "read")
+    return None
+
+
 PreSendRule = Callable[[Situation], Verdict | None]
 PRE_SEND_RULES: tuple[PreSendRule, ...] = (
     not_expired,
+    unread_escalation,
     subscriber_exists,
     has_address,
     not_suppressed,

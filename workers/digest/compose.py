@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from shared.db.base import Doc
-from shared.domain import Channel
+from shared.domain import Channel, Environment
 from shared.records import Content, NotificationRecord, TemplateRef
 from shared.timefmt import iso_z
 
@@ -60,4 +60,6 @@ def digest_record(doc: Doc) -> NotificationRecord:
         variables=digest_variables(doc) if template else None,
         metadata={"digest_id": doc["_id"], "digest_key": doc["digest_key"], "count": len(events)},
         idempotency_key=f"digest:{doc['_id']}",
+        # A digest opened before environments existed reads as development, like its events.
+        environment=doc.get("environment") or Environment.DEVELOPMENT.value,
     )

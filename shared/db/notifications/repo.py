@@ -48,7 +48,7 @@ class NotificationStore(Repo):
         )
 
     async def ensure_indexes(self) -> None:
-        """Idempotency, status/time, recipient, transaction and provider-id look-ups."""
+        """Idempotency, status/time, recipient, transaction, time and provider-id look-ups."""
         await self.col.create_indexes(
             [
                 IndexModel(
@@ -60,6 +60,12 @@ class NotificationStore(Repo):
                 IndexModel([("tenant_id", 1), ("status", 1), ("created_at", 1)]),
                 IndexModel([("tenant_id", 1), ("recipient", 1), ("created_at", 1)]),
                 IndexModel([("tenant_id", 1), ("transaction_id", 1)]),
+                # The activity feed and the statistics walk a tenant's records by time,
+                # channel by channel (shared.db.notifications.activity).
+                IndexModel(
+                    [("tenant_id", 1), ("channel", 1), ("created_at", 1)],
+                    name="tenant_channel_created",
+                ),
                 IndexModel([("provider_message_id", 1)]),
                 # The maintenance sweep looks across tenants at the few records not yet final:
                 # the one index here that does not start with tenant_id.
