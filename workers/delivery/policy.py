@@ -228,8 +228,8 @@ def unread_escalation(s: Situation) -> Verdict | None:
 
 PreSendRule = Callable[[Situation], Verdict | None]
 PRE_SEND_RULES: tuple[PreSendRule, ...] = (
+    unread_escalation,  # read means the user was reached: that outcome wins over expiry
     not_expired,
-    unread_escalation,
     subscriber_exists,
     has_address,
     not_suppressed,
