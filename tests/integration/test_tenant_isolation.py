@@ -25,7 +25,7 @@ from tests.integration.isolation_support import BodyMaker, Operation, operations
 from tests.support import System, Tenant
 
 # Numbers a reply may hold without counting anything (echoes of the request, paging).
-NOT_COUNTS = {"page", "pageSize", "limit", "version", "priority", "rateLimit"}
+NOT_COUNTS = {"page", "pageSize", "limit", "version", "priority", "rateLimit", "days"}
 
 
 async def _seed_victim(a: Tenant, sendgrid: FakeSendGrid, secret: str, tag: str) -> dict[str, str]:
