@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from shared.domain import Channel
 from shared.preferences import opted_out_by, preferences_view, switch_path
 from shared.workflow_runs import explicitly_enabled
@@ -10,7 +12,13 @@ ALL_ON = {"TRANSACTIONAL": True, "PRODUCT": True, "PROMOTIONAL": True}
 
 
 def test_nothing_said_is_every_channel_and_category_enabled() -> None:
-    for subscriber in (None, {}, {"preferences": {}}, {"preferences": "junk"}):
+    subscribers: list[dict[str, Any] | None] = [
+        None,
+        {},
+        {"preferences": {}},
+        {"preferences": "junk"},
+    ]
+    for subscriber in subscribers:
         view = preferences_view(subscriber)
         assert [e["channel"] for e in view] == ["PUSH", "IN_APP", "EMAIL", "SMS", "CHAT"]
         assert all(e["channelEnabled"] and e["categories"] == ALL_ON for e in view)

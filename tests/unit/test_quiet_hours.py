@@ -10,8 +10,8 @@ import pytest
 from shared.quiet_hours import QuietHours, parse_hhmm, window_end
 
 
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)  # type: ignore[misc]
+def utc(year: int, month: int, day: int, hour: int, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=UTC)
 
 
 def sub(quiet: dict[str, Any] | None, **profile: Any) -> dict[str, Any]:
