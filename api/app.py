@@ -38,6 +38,7 @@ from api.routes import (
     metrics,
     notifications,
     pending,
+    preferences,
     promotion,
     providers,
     receipts,
@@ -212,6 +213,7 @@ def create_app(settings: Settings, *, hooks: PipelineHooks | None = None) -> Fas
     app.include_router(digests.router)
     app.include_router(api_keys.router)
     app.include_router(user.router)
+    app.include_router(preferences.router)
     app.include_router(chat.router)
     app.include_router(suppressions.router)
     app.include_router(inbox.router)

@@ -11,8 +11,6 @@ from api.responses import JsonResponse
 router = APIRouter(prefix="/api/v1/notifications", tags=["not built yet"], responses=COMMON)
 
 NOT_BUILT = [
-    "get-preferences",
-    "update-preferences",
     "manage/send-to-topic",
     "manage/create-topic",
     "manage/delete-topic",

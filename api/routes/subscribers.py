@@ -39,7 +39,10 @@ def _profile(data: Any, *, nested: bool) -> dict[str, Any]:
     """Stored field names; `chat` as one object (create) or field by field (update)."""
     given = data.model_dump(exclude_unset=True)
     chat = given.pop("chat", None)
-    profile = {_PROFILE_FIELDS[k]: v for k, v in given.items()}
+    profile = {_PROFILE_FIELDS[k]: v for k, v in given.items() if k != "quietHours"}
+    if "quietHours" in given:  # replaced whole; null removes it
+        quiet = data.quietHours
+        profile["quiet_hours"] = quiet.to_document() if quiet is not None else None
     if chat is not None:
         stored = {CHAT_API_FIELDS[k]: v for k, v in chat.items()}
         if nested:

@@ -245,7 +245,6 @@ async def _disable_push(tenant: Tenant, user: str) -> None:
     )
 
 
-@pytest.mark.skip(reason="needs issue 10 preferences")
 async def test_a_critical_workflow_bypasses_the_users_preferences(
     tenant: Tenant, fcm: FakeFcm
 ) -> None:
@@ -267,7 +266,6 @@ async def test_a_critical_workflow_bypasses_the_users_preferences(
     assert len(fcm.messages) == 1
 
 
-@pytest.mark.skip(reason="needs issue 10 preferences")
 async def test_a_channel_off_by_workflow_default_reaches_a_user_who_enabled_it(
     tenant: Tenant, fcm: FakeFcm
 ) -> None:

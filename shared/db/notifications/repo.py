@@ -280,6 +280,32 @@ class NotificationStore(Repo):
         result = await self.col.update_one(held_by(tenant_id, notification_id, worker), update)
         return result.modified_count == 1
 
+    async def defer(
+        self,
+        *,
+        tenant_id: str,
+        notification_id: str,
+        worker: str,
+        deliver_at: datetime,
+        change: DeliveryChange,
+    ) -> bool:
+        """PROCESSING → DELAYED until `deliver_at` (e.g. quiet hours), no attempt recorded.
+
+        A DELAYED record is claimable once `deliver_at` has come, cancellable until then, and
+        re-published by the maintenance sweep if its parked message is lost.
+        """
+        update: dict[str, Any] = {
+            "$set": {
+                **change.given(),
+                "status": Status.DELAYED.value,
+                "deliver_at": deliver_at,
+                "updated_at": utcnow(),
+            },
+            "$unset": {"lease_until": "", "worker": ""},
+        }
+        result = await self.col.update_one(held_by(tenant_id, notification_id, worker), update)
+        return result.modified_count == 1
+
     async def finish(
         self,
         *,
