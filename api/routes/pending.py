@@ -13,13 +13,6 @@ router = APIRouter(prefix="/api/v1/notifications", tags=["not built yet"], respo
 NOT_BUILT = [
     "get-preferences",
     "update-preferences",
-    "manage/send-to-topic",
-    "manage/create-topic",
-    "manage/delete-topic",
-    "manage/add-subscribers-to-topic",
-    "manage/remove-subscribers-from-topic",
-    "manage/list-topic-subscribers",
-    "manage/check-topic-subscription",
 ]
 
 
