@@ -29,6 +29,9 @@ def fanout_document(
         "kind": "topic",
         "topic_id": topic["_id"],
         "topic_key": topic["key"],
+        # The topic's highest subscription number now: where the fan-out ends if the topic
+        # is deleted before a worker reads it (`workers/fanout/expand.py`).
+        "seq_high": int(topic.get("next_seq", 0)),
         "environment": environment,
         "correlation_id": correlation_id,
         "exclude": sorted(set(exclude or [])),

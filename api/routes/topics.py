@@ -108,9 +108,20 @@ async def add_subscribers(
     ids = list(dict.fromkeys(body.subscriberIds))
     known = await ctx.db.subscribers.get_many(tenant_id=tenant_id, subscriber_ids=ids)
     candidates = [i for i in ids if i in known]
-    added = await ctx.db.topic_subscriptions.add(
+    already = await ctx.db.topic_subscriptions.subscribed_among(
         tenant_id=tenant_id, topic_id=topic["_id"], subscriber_ids=candidates
     )
+    fresh = [i for i in candidates if i not in already]
+    added: list[str] = []
+    if fresh:
+        first = await ctx.db.topics.reserve_seq(
+            tenant_id=tenant_id, topic_id=topic["_id"], count=len(fresh)
+        )
+        if first is None:
+            raise NotFound(f"topic {body.topicKey} does not exist")
+        added = await ctx.db.topic_subscriptions.add(
+            tenant_id=tenant_id, topic_id=topic["_id"], first_seq=first, subscriber_ids=fresh
+        )
     return {
         "topicKey": body.topicKey,
         "added": added,

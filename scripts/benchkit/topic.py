@@ -62,7 +62,11 @@ async def load_topic(db: Database, *, tenant_id: str, topic_id: str, users: int)
             ],
             ordered=False,
         )
-        await db.topic_subscriptions.add(tenant_id=tenant_id, topic_id=topic_id, subscriber_ids=ids)
+        first = await db.topics.reserve_seq(tenant_id=tenant_id, topic_id=topic_id, count=len(ids))
+        assert first is not None
+        await db.topic_subscriptions.add(
+            tenant_id=tenant_id, topic_id=topic_id, first_seq=first, subscriber_ids=ids
+        )
     return time.perf_counter() - started
 
 

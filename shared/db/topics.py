@@ -3,18 +3,21 @@
 
 A topic document has an internal `_id` (a new one each time a key is created), and its
 subscriptions name that id, not the key: a key deleted and created again starts empty even
-while the old subscriptions are still being removed. Subscriptions are streamed by the fan-out
-worker in `_id` order, page by page, from the index `(tenant_id, topic_id, _id)`; an ObjectId
-`_id` grows with time, so a subscription added while a fan-out runs sorts after the ones that
-were there before it.
+while the old subscriptions are still being removed.
+
+Each subscription also carries `seq`, its place in the topic (numbers are reserved in blocks
+on the topic document, `next_seq`, so they only grow: the order is subscription order). The
+fan-out worker streams a topic by `seq` windows, `seq` in (cursor, cursor + batch], on the
+index `(tenant_id, topic_id, seq)`. A window, not "the next 500 after the cursor": the embedded
+SecantusDB reads every document a query matches before it sorts and limits (measured: the
+first page of a 25,000-subscriber topic read them all, 1.1 s, and a 100,000 topic timed out),
+so only a bounded range keeps a page's cost the page's, on `mongod` and on SecantusDB alike.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 from bson import ObjectId
-from pymongo import ASCENDING, IndexModel
+from pymongo import ASCENDING, IndexModel, ReturnDocument
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from shared.db.base import Doc, Repo, utcnow
@@ -47,6 +50,7 @@ class TopicsRepo(Repo):
             "tenant_id": tenant_id,
             "key": key,
             "name": name,
+            "next_seq": 0,
             "created_at": now,
             "updated_at": now,
         }
@@ -77,6 +81,24 @@ class TopicsRepo(Repo):
         items = [d async for d in cursor]
         return items, await self.col.count_documents({"tenant_id": tenant_id})
 
+    async def reserve_seq(self, *, tenant_id: str, topic_id: str, count: int) -> int | None:
+        """Reserve `count` subscription numbers; the first (the block is first+1 .. first+count),
+        or None when the topic is gone."""
+        doc = await self.col.find_one_and_update(
+            {"_id": topic_id, "tenant_id": tenant_id},
+            {"$inc": {"next_seq": count}},
+            projection={"next_seq": 1},
+            return_document=ReturnDocument.AFTER,
+        )
+        return None if doc is None else int(doc["next_seq"]) - count
+
+    async def last_seq(self, *, tenant_id: str, topic_id: str) -> int | None:
+        """The highest subscription number given out so far; None when the topic is gone."""
+        doc = await self.col.find_one(
+            {"_id": topic_id, "tenant_id": tenant_id}, projection={"next_seq": 1}
+        )
+        return None if doc is None else int(doc.get("next_seq", 0))
+
     async def exists_by_id(self, *, tenant_id: str, topic_id: str) -> bool:
         """True while the topic with this internal id has not been deleted."""
         return await self.col.find_one({"_id": topic_id, "tenant_id": tenant_id}) is not None
@@ -96,13 +118,16 @@ class TopicSubscriptionsRepo(Repo):
                     unique=True,
                     name="tenant_topic_subscriber",
                 ),
-                IndexModel([("tenant_id", 1), ("topic_id", 1), ("_id", 1)], name="topic_stream"),
+                IndexModel([("tenant_id", 1), ("topic_id", 1), ("seq", 1)], name="topic_stream"),
                 IndexModel([("tenant_id", 1), ("subscriber_id", 1)], name="tenant_subscriber"),
             ]
         )
 
-    async def add(self, *, tenant_id: str, topic_id: str, subscriber_ids: list[str]) -> list[str]:
-        """Subscribe these ids; the ones newly subscribed (the others already were)."""
+    async def add(
+        self, *, tenant_id: str, topic_id: str, first_seq: int, subscriber_ids: list[str]
+    ) -> list[str]:
+        """Subscribe these ids, numbered from `first_seq` + 1 (reserved with
+        `TopicsRepo.reserve_seq`); the ones newly subscribed (the others already were)."""
         if not subscriber_ids:
             return []
         now = utcnow()
@@ -112,9 +137,10 @@ class TopicSubscriptionsRepo(Repo):
                 "tenant_id": tenant_id,
                 "topic_id": topic_id,
                 "subscriber_id": s,
+                "seq": first_seq + 1 + i,
                 "created_at": now,
             }
-            for s in subscriber_ids
+            for i, s in enumerate(subscriber_ids)
         ]
         try:
             await self.col.insert_many(docs, ordered=False)
@@ -172,27 +198,25 @@ class TopicSubscriptionsRepo(Repo):
         query = {"tenant_id": tenant_id, "topic_id": topic_id}
         cursor = (
             self.col.find(query)
-            .sort("_id", ASCENDING)
+            .sort("seq", ASCENDING)
             .skip((page - 1) * page_size)
             .limit(page_size)
         )
         items = [d async for d in cursor]
         return items, await self.col.count_documents(query)
 
-    async def page_after(
-        self, *, tenant_id: str, topic_id: str, after: Any | None, limit: int
-    ) -> list[Doc]:
-        """The next `limit` subscriptions after `_id` `after` (from the start when None):
-        only `_id` and `subscriber_id`, so a page costs little memory."""
-        query: Doc = {"tenant_id": tenant_id, "topic_id": topic_id}
-        if after is not None:
-            query["_id"] = {"$gt": after}
-        cursor = (
-            self.col.find(query, projection={"_id": 1, "subscriber_id": 1})
-            .sort("_id", ASCENDING)
-            .limit(limit)
+    async def window(self, *, tenant_id: str, topic_id: str, after: int, span: int) -> list[Doc]:
+        """The subscriptions numbered `after` + 1 .. `after` + `span` (fewer where some were
+        removed), only `seq` and `subscriber_id`, so a page costs little memory."""
+        cursor = self.col.find(
+            {
+                "tenant_id": tenant_id,
+                "topic_id": topic_id,
+                "seq": {"$gt": after, "$lte": after + span},
+            },
+            projection={"_id": 0, "seq": 1, "subscriber_id": 1},
         )
-        return [d async for d in cursor]
+        return sorted([d async for d in cursor], key=lambda d: int(d["seq"]))
 
     async def count(self, *, tenant_id: str, topic_id: str) -> int:
         """How many subscribe to the topic."""

@@ -1,20 +1,22 @@
-"""Expanding one fan-out, batch by batch, so that a crash anywhere skips no one and sends to
+"""Expanding one fan-out, window by window, so that a crash anywhere skips no one and sends to
 no one twice:
 
 1. The fan-out is claimed under a lease (`shared/db/fanouts.py`); the claim returns its
-   `cursor`, the `_id` of the last subscription whose batch is done (none at first).
-2. The next `fanout_batch` subscriptions after the cursor are read in `_id` order (only ids:
-   the audience is never in memory), the excluded users dropped.
+   `cursor`, the last subscription number (`seq`, `shared/db/topics.py`) whose window is done
+   (0 at first).
+2. The subscriptions numbered cursor+1 .. cursor+`fanout_batch` are read (only their ids: the
+   audience is never in memory), the excluded users dropped.
 3. Their records go through the send pipeline in one `insert_many` and pipelined confirms;
-   each record's idempotency key is `topic:<transaction>:<subscriber>`, so a batch done again
+   each record's idempotency key is `topic:<transaction>:<subscriber>`, so a window done again
    after a crash stores nothing new and publishes only what was never confirmed (the channel
    worker's claim makes a second message for a record harmless).
-4. The cursor moves past the batch, the batch's counts are added and the lease renewed, in one
-   conditional update that names this claim: a worker that lost its claim stops there.
-5. With no subscription left, the fan-out is DONE.
-A subscription added while a fan-out runs is included if its `_id` sorts after the cursor when
-the worker reads that part of the topic (ObjectIds grow with time, so in practice: if it was
-added before the fan-out reached the end); one removed before the cursor reaches it is not.
+4. The cursor moves past the window, the window's counts are added and the lease renewed, in
+   one conditional update that names this claim: a worker that lost its claim stops there.
+5. Past the topic's highest number, the worker reads it again: subscribers added meanwhile
+   are sent to as well; when nothing new is left, the fan-out is DONE.
+So a subscriber added while a fan-out runs is included when the fan-out has not yet finished
+(their number is above the cursor: numbers only grow); one removed before the cursor reaches
+them is not.
 """
 
 from __future__ import annotations
@@ -181,15 +183,22 @@ class FanoutExpander:
             await fanouts.finish(tenant_id=tenant_id, fanout_id=fanout_id, worker=claim)
             return
         excluded = set(doc.get("exclude") or [])
-        cursor = doc.get("cursor")
+        topic_id = doc["topic_id"]
+        cursor = int(doc.get("cursor") or 0)
+        high = await self._db.topics.last_seq(tenant_id=tenant_id, topic_id=topic_id)
+        high = int(doc.get("seq_high", 0)) if high is None else high
         channel = str(doc.get("channel") or "workflow")
         batches = 0
         while True:
-            page = await self._db.topic_subscriptions.page_after(
-                tenant_id=tenant_id, topic_id=doc["topic_id"], after=cursor, limit=self._batch
+            if cursor >= high:
+                # Caught up: subscriptions numbered since (added during the fan-out) still go.
+                latest = await self._db.topics.last_seq(tenant_id=tenant_id, topic_id=topic_id)
+                if latest is None or latest <= cursor:
+                    break
+                high = latest
+            page = await self._db.topic_subscriptions.window(
+                tenant_id=tenant_id, topic_id=topic_id, after=cursor, span=self._batch
             )
-            if not page:
-                break
             users = [s["subscriber_id"] for s in page if s["subscriber_id"] not in excluded]
             if users:
                 records = await maker.records(users)
@@ -199,7 +208,7 @@ class FanoutExpander:
             batches += 1
             if self._hooks.after_batch is not None:
                 self._hooks.after_batch(batches)
-            cursor = page[-1]["_id"]
+            cursor += self._batch
             if not await fanouts.advance(
                 tenant_id=tenant_id,
                 fanout_id=fanout_id,
@@ -211,11 +220,9 @@ class FanoutExpander:
             ):
                 log.warning("fanout_claim_lost", fanout_id=fanout_id, batches=batches)
                 return
-            if len(page) < self._batch:
-                break
         if await fanouts.finish(tenant_id=tenant_id, fanout_id=fanout_id, worker=claim):
             log.info("fanout_done", fanout_id=fanout_id, tenant_id=tenant_id, batches=batches)
-            await self._collect_deleted_topic(tenant_id, doc["topic_id"])
+            await self._collect_deleted_topic(tenant_id, topic_id)
 
     async def _collect_deleted_topic(self, tenant_id: str, topic_id: str) -> None:
         """`delete-topic` leaves a topic's subscriptions to its last running fan-out: remove
