@@ -78,6 +78,10 @@ async def _seed_victim(a: Tenant, sendgrid: FakeSendGrid, secret: str, tag: str)
     )
     for transaction in (delivered["transactionId"], request_id, failed["transactionId"]):
         await wait_final_status(a, transaction)
+    topic = f"a-topic-{tag}"
+    created = await rpc(a, "manage/create-topic", {"topicKey": topic, "name": secret})
+    assert created.status_code in (200, 409), created.text  # 409: seeded before
+    await ok_rpc(a, "manage/add-subscribers-to-topic", {"topicKey": topic, "subscriberIds": [user]})
     letters = (await ok_rpc(a, "manage/list-dead-letters", {}))["deadLetters"]
     key = await ok_rpc(a, "manage/create-api-key", {"name": secret, "scopes": ["read"]})
     operation = await ok_rpc(a, "manage/replay-dead-letters", {"all": True, "dryRun": True})
@@ -92,6 +96,7 @@ async def _seed_victim(a: Tenant, sendgrid: FakeSendGrid, secret: str, tag: str)
         "provider": "sendgrid",
         "device": f"device-token-{tag}",
         "operation": operation["operationId"],
+        "topic": topic,
     }
 
 
