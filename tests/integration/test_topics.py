@@ -341,3 +341,58 @@ async def test_get_delivery_status_of_a_running_fan_out_reads_sent(
     first = await wait_for(known, what="a status")
     assert first["result"] in ("SENT", "DELIVERED")
     assert first["summary"]["total"] in (0, 1)
+
+
+async def test_a_subscriber_added_while_the_fan_out_runs_is_included(
+    system: System, tenant: Tenant
+) -> None:
+    """Run the expander in-process with a hook that subscribes one more user mid-way."""
+    from api.topic_schemas import SendToTopicRequest
+    from api.topic_sends import fanout_document
+    from workers.fanout.expand import FanoutExpander, FanoutHooks
+
+    # Two windows of 3; `late` gets number 7, past the highest number the claim saw: only the
+    # worker's second look at the topic finds it.
+    await _topic(tenant, "t", [f"u{i}" for i in range(6)])
+    await ok_rpc(tenant, f"{M}create-subscriber", {"userId": "late", "subscriberData": {}})
+    assert system.db is not None
+    db = system.db
+    topic = await db.topics.get(tenant_id=tenant.tenant_id, key="t")
+    assert topic is not None
+    added: list[str] = []
+
+    async def after_batch(n: int) -> None:
+        if n == 1:  # one window done, two to go: `late` is subscribed right now
+            added.append("late")
+            answer = await ok_rpc(
+                tenant, f"{M}add-subscribers-to-topic", {"topicKey": "t", "subscriberIds": added}
+            )
+            assert answer["added"] == ["late"]
+
+    ctx = system.workers[0].ctx
+    assert ctx is not None
+    expander = FanoutExpander(
+        db=db, pipeline=ctx.pipeline, settings=system.settings, hooks=FanoutHooks(after_batch)
+    )
+    doc = fanout_document(
+        tenant_id=tenant.tenant_id,
+        environment="development",
+        topic=topic,
+        correlation_id=None,
+        idempotency_key=None,
+        exclude=None,
+        body=SendToTopicRequest.model_validate(_in_app("t")),
+    )
+    await db.fanouts.col.insert_one(doc)
+    await expander.run(
+        tenant_id=tenant.tenant_id, fanout_id=doc["_id"], claim="c1", take_over=False
+    )
+    assert added == ["late"]
+    status = await wait_final_status(tenant, doc["_id"])
+    recipients = await ok_rpc(
+        tenant, f"{M}list-transaction-recipients", {"transactionId": doc["_id"], "pageSize": 50}
+    )
+    assert sorted(r["userId"] for r in recipients["recipients"]) == sorted(
+        [f"u{i}" for i in range(6)] + ["late"]
+    )
+    assert status["summary"] == {"DELIVERED": 7, "total": 7}

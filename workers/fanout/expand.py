@@ -21,7 +21,8 @@ them is not.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import inspect
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -46,10 +47,11 @@ class FanoutHooks:
     """Test-harness hooks (the fault tests kill the process there); production passes none.
 
     `after_batch(n)` runs after batch `n` (1-based, of this claim) was stored and published
-    and before the cursor moves past it: the worst moment to die.
+    and before the cursor moves past it: the worst moment to die. It may be a coroutine
+    function (a test then changes the topic right there).
     """
 
-    after_batch: Callable[[int], None] | None = None
+    after_batch: Callable[[int], Awaitable[None] | None] | None = None
 
 
 class RecordMaker(Protocol):
@@ -207,7 +209,9 @@ class FanoutExpander:
                 metrics.count_fanout(channel=channel, recipients=sum(r.id in made for r in stored))
             batches += 1
             if self._hooks.after_batch is not None:
-                self._hooks.after_batch(batches)
+                hooked = self._hooks.after_batch(batches)
+                if inspect.isawaitable(hooked):
+                    await hooked
             cursor += self._batch
             if not await fanouts.advance(
                 tenant_id=tenant_id,
