@@ -27,6 +27,7 @@ from typing import Annotated, Any
 
 import orjson
 import psutil
+import structlog
 import typer
 import uvloop
 from benchkit import providers as provider_phase
@@ -607,6 +608,9 @@ def fanout_memory_run(*, sizes: list[int], log_path: Path, console: Console) -> 
     (MONGODB_URL, or a SecantusDB of its own in a temporary directory)."""
     from tests.support import EmbeddedMongo
 
+    # The broker and database clients run in this process here: their logs go to stderr, so
+    # `--json` keeps stdout for the report.
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(file=sys.stderr))
     rabbitmq_url = os.environ.get("RABBITMQ_URL") or DEFAULT_RABBITMQ_URL
     mongodb_url = os.environ.get("MONGODB_URL")
     load_before = [round(x, 2) for x in os.getloadavg()]
@@ -622,6 +626,7 @@ def fanout_memory_run(*, sizes: list[int], log_path: Path, console: Console) -> 
                 measure_fanout_memory(
                     rabbitmq_url=rabbitmq_url,
                     mongodb_url=mongodb_url,
+                    drop_database=server is None,
                     root=ROOT,
                     sizes=sizes,
                     log=log_path,

@@ -34,6 +34,7 @@ from shared.ids import new_id
 from shared.messaging.broker import Broker
 from shared.messaging.topology import Topology
 from shared.pipeline import SendPipeline
+from tests.support import delete_broker_objects
 
 PATH = "/api/v1/notifications/manage/send-to-topic"
 TOPIC = "bench-topic"
@@ -190,7 +191,14 @@ def _peak_rss_kb(pid: int) -> int:
 
 
 async def _one_size(
-    *, rabbitmq_url: str, mongodb_url: str, root: Path, size: int, log: Path, say: Any
+    *,
+    rabbitmq_url: str,
+    mongodb_url: str,
+    drop_database: bool,
+    root: Path,
+    size: int,
+    log: Path,
+    say: Any,
 ) -> dict[str, Any]:
     prefix = f"fanmem{secrets.token_hex(3)}"
     database = prefix
@@ -276,21 +284,32 @@ async def _one_size(
             except TimeoutError:
                 worker.kill()
         await broker.close()
-        await db.client.drop_database(database)
+        try:
+            # A throw-away server's data goes with its directory; a given one is cleaned.
+            if drop_database:
+                await db.client.drop_database(database)
+            await delete_broker_objects(rabbitmq_url, Topology(prefix))
+        except Exception as exc:  # the figures matter more than a slow clean-up
+            say(f"fanout-memory: clean-up of {prefix} failed: {exc!r}")
         await db.close()
-        from tests.support import delete_broker_objects
-
-        await delete_broker_objects(rabbitmq_url, Topology(prefix))
 
 
 async def measure_fanout_memory(
-    *, rabbitmq_url: str, mongodb_url: str, root: Path, sizes: list[int], log: Path, say: Any
+    *,
+    rabbitmq_url: str,
+    mongodb_url: str,
+    drop_database: bool,
+    root: Path,
+    sizes: list[int],
+    log: Path,
+    say: Any,
 ) -> dict[str, Any]:
     """Peak RSS of a fresh fan-out worker per size, and how flat it stays."""
     runs = [
         await _one_size(
             rabbitmq_url=rabbitmq_url,
             mongodb_url=mongodb_url,
+            drop_database=drop_database,
             root=root,
             size=size,
             log=log,
