@@ -1,7 +1,8 @@
-"""`manage/trigger` (our extension): run a workflow for a user or a list of users.
+"""`manage/trigger` (our extension): run a workflow for a user, a list of users, or a topic.
 
 Each step of each user becomes a notification through the send pipeline, under one
-transaction id; `manage/get-delivery-status` reports it step by step.
+transaction id; `manage/get-delivery-status` reports it step by step. For a topic, a fan-out
+carrying the trigger is stored and the fan-out worker makes the records (`workers/fanout/`).
 """
 
 from __future__ import annotations
