@@ -136,6 +136,10 @@ async def delete_subscriber(
         tenant_id=principal.tenant_id, subscriber_id=body.userId
     ):
         raise NotFound(f"subscriber {body.userId} does not exist")
+    # Topic sends reach subscribers only: a deleted one leaves every topic.
+    await ctx.db.topic_subscriptions.remove_subscriber(
+        tenant_id=principal.tenant_id, subscriber_id=body.userId
+    )
     await _mirror_to_novu(ctx, principal.tenant_id, body.userId)
     return {"deleted": True, "userId": body.userId}
 

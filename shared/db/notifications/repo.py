@@ -59,7 +59,12 @@ class NotificationStore(Repo):
                 ),
                 IndexModel([("tenant_id", 1), ("status", 1), ("created_at", 1)]),
                 IndexModel([("tenant_id", 1), ("recipient", 1), ("created_at", 1)]),
-                IndexModel([("tenant_id", 1), ("transaction_id", 1)]),
+                # A transaction's records, and a page of them by result (a topic send's
+                # recipients: shared.db.notifications.transactions).
+                IndexModel(
+                    [("tenant_id", 1), ("transaction_id", 1), ("status", 1)],
+                    name="tenant_transaction_status",
+                ),
                 # The activity feed and the statistics walk a tenant's records by time,
                 # channel by channel (shared.db.notifications.activity).
                 IndexModel(
