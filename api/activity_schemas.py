@@ -2,22 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Self
+from typing import Annotated, Self
 
 from pydantic import AwareDatetime, Field, model_validator
 
-from api.schemas import ApiCategory, ApiChannel, NonEmpty, PageRequest, Strict
+from api.schemas import ApiCategory, ApiChannel, ApiResult, NonEmpty, PageRequest, Strict
 
-ApiResult = Literal[
-    "SENT",
-    "DELIVERED",
-    "RATE_LIMITED",
-    "OPTED_OUT",
-    "NO_CHANNEL",
-    "INVALID_CREDENTIAL",
-    "CANCELLED",
-    "FAILED",
-]
 # JSON carries a time as a string: strict=False lets this strict model parse it.
 Time = Annotated[AwareDatetime, Field(strict=False)]
 

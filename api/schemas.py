@@ -29,6 +29,17 @@ _LOCALE = re.compile(r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$")
 NonEmpty = Annotated[str, StringConstraints(min_length=1, max_length=256, strip_whitespace=True)]
 ApiChannel = Literal["PUSH", "IN_APP", "EMAIL", "SMS", "CHAT"]
 ApiCategory = Literal["SYSTEM", "TRANSACTIONAL", "PRODUCT", "PROMOTIONAL"]
+# A notification's result as clients see it (seed 000's delivery results).
+ApiResult = Literal[
+    "SENT",
+    "DELIVERED",
+    "RATE_LIMITED",
+    "OPTED_OUT",
+    "NO_CHANNEL",
+    "INVALID_CREDENTIAL",
+    "CANCELLED",
+    "FAILED",
+]
 FeedId = Annotated[
     str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
 ]

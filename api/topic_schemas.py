@@ -2,26 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import Field, StringConstraints
 
-from api.schemas import NonEmpty, PageRequest, Strict, _SendBody
+from api.schemas import ApiResult, NonEmpty, PageRequest, Strict, _SendBody
 
 TOPIC_KEY_PATTERN = r"^[A-Za-z0-9_.:-]+$"
 TopicKey = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=TOPIC_KEY_PATTERN)]
 MAX_TOPIC_IDS = 100  # the seed: "up to 100 subscribers per call"
 MAX_EXCLUDED = 1000
-ApiResult = Literal[
-    "SENT",
-    "DELIVERED",
-    "RATE_LIMITED",
-    "OPTED_OUT",
-    "NO_CHANNEL",
-    "INVALID_CREDENTIAL",
-    "CANCELLED",
-    "FAILED",
-]
 
 
 class _OneTopic(Strict):

@@ -151,7 +151,7 @@ async def test_every_query_the_feed_makes_is_planned_on_an_index(
     now = utcnow()
     await _seed(system, tenant, now)
     expected_index = {
-        "transactionId": {"tenant_id": 1, "transaction_id": 1},
+        "transactionId": {"tenant_id": 1, "transaction_id": 1, "status": 1},
         "userId": {"tenant_id": 1, "recipient": 1, "created_at": 1},
         "results": {"tenant_id": 1, "status": 1, "created_at": 1},
     }

@@ -92,15 +92,7 @@ class Settler:
                     deadline_s,
                 )
                 if done:
-                    await self._persist(
-                        lambda: publish_delivery(
-                            self._broker,
-                            record,
-                            attempt=verdict.attempt_count + 1,
-                            delay_s=seconds_until(due),
-                        ),
-                        deadline_s,
-                    )
+                    await self._park(record, verdict, seconds_until(due), deadline_s)
             else:
                 next_at = utcnow() + timedelta(seconds=verdict.delay_s)
                 done = await self._persist(
@@ -115,15 +107,7 @@ class Settler:
                     deadline_s,
                 )
                 if done:
-                    await self._persist(
-                        lambda: publish_delivery(
-                            self._broker,
-                            record,
-                            attempt=verdict.attempt_count + 1,
-                            delay_s=verdict.delay_s,
-                        ),
-                        deadline_s,
-                    )
+                    await self._park(record, verdict, verdict.delay_s, deadline_s)
         except _OUTAGES as exc:
             log.warning("verdict_not_recorded", error=str(exc), verdict=verdict.kind.value)
             return Handling.REQUEUE
@@ -180,6 +164,18 @@ class Settler:
         except _OUTAGES as exc:
             # The status is written; only its announcement is lost (docs/webhooks.md).
             log.warning("webhook_event_lost", event_type=event_type, error=str(exc))
+
+    async def _park(
+        self, record: NotificationRecord, verdict: Verdict, delay_s: int, deadline_s: float
+    ) -> None:
+        """Publish the record's next delivery into the delay levels (after its write: a lost
+        publish is the maintenance sweep's overdue case)."""
+        await self._persist(
+            lambda: publish_delivery(
+                self._broker, record, attempt=verdict.attempt_count + 1, delay_s=delay_s
+            ),
+            deadline_s,
+        )
 
     async def _persist(self, step: Callable[[], Awaitable[_T]], deadline_s: float) -> _T:
         """Run `step`, retrying database and broker outages for up to `deadline_s`."""
