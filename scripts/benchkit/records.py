@@ -17,6 +17,7 @@ from typing import Any
 
 from pymongo import AsyncMongoClient
 
+from benchkit.dbops import OwnCommands
 from shared.domain import FINAL_STATUSES
 
 FINAL = tuple(sorted(s.value for s in FINAL_STATUSES))
@@ -72,7 +73,12 @@ class RecordReader:
 
     def __init__(self, *, url: str, database: str, tenant_id: str) -> None:
         """Records of `tenant_id` in `database`."""
-        self._client: AsyncMongoClient[Doc] = AsyncMongoClient(url, tz_aware=True)
+        # Its own commands are counted, so a phase's op counters can leave them out.
+        self.own = OwnCommands()
+        self.client: AsyncMongoClient[Doc] = AsyncMongoClient(
+            url, tz_aware=True, event_listeners=[self.own]
+        )
+        self._client = self.client
         self._col = self._client[database]["notifications"]
         self._tenant = tenant_id
 
