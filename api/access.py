@@ -49,7 +49,9 @@ ADMIN_ONLY = frozenset(
     {"list-api-keys", "get-providers", "list-webhooks", "list-webhook-deliveries"}
 )
 # RPCs that report on sends: a key that may send may follow its sends.
-STATUS_RPCS = frozenset({"get-delivery-status", "get-notification-activity"})
+STATUS_RPCS = frozenset(
+    {"get-delivery-status", "get-notification-activity", "list-transaction-recipients"}
+)
 SEND_PREFIXES = ("send", "trigger", "cancel")
 READ_PREFIXES = ("get-", "list-", "check-")
 

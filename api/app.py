@@ -37,7 +37,7 @@ from api.routes import (
     inbox_realtime,
     metrics,
     notifications,
-    pending,
+    preferences,
     promotion,
     providers,
     receipts,
@@ -47,6 +47,7 @@ from api.routes import (
     suppressions,
     templates,
     tenant_settings,
+    topics,
     trigger,
     user,
     webhooks,
@@ -203,7 +204,7 @@ def create_app(settings: Settings, *, hooks: PipelineHooks | None = None) -> Fas
     app.include_router(metrics.router)
     app.include_router(dashboard.router)
     app.include_router(notifications.router)
-    for module in (sending, subscribers, providers, templates):
+    for module in (sending, subscribers, topics, providers, templates):
         app.include_router(module.router)
     for module in (workflows, trigger, promotion, activity, tenant_settings):
         app.include_router(module.router)
@@ -212,11 +213,11 @@ def create_app(settings: Settings, *, hooks: PipelineHooks | None = None) -> Fas
     app.include_router(digests.router)
     app.include_router(api_keys.router)
     app.include_router(user.router)
+    app.include_router(preferences.router)
     app.include_router(chat.router)
     app.include_router(suppressions.router)
     app.include_router(inbox.router)
     app.include_router(inbox_realtime.router)
-    app.include_router(pending.router)
     app.include_router(webhooks.router)
     app.include_router(receipts.router)
     if settings.dev_endpoints:

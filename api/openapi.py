@@ -43,7 +43,6 @@ _EXAMPLES: dict[int, tuple[str, str, list[str] | str]] = {
         "Too many requests",
         ["rate limit exceeded"],
     ),
-    501: ("Part of the seed not built yet", "Not implemented", "x is not built yet"),
     503: (
         "RabbitMQ or MongoDB unavailable; nothing was done (see Retry-After)",
         "Service unavailable",

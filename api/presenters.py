@@ -129,6 +129,7 @@ def subscriber_view(doc: Doc) -> dict[str, Any]:
             for d in doc.get("devices", [])
         ],
         "chat": chat_view(doc.get("chat") or {}),
+        "quietHours": doc.get("quiet_hours") or None,
         "suppressed": [
             {
                 "channel": Channel(m["channel"]).api_name,

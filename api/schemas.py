@@ -17,6 +17,7 @@ from pydantic import (
 )
 
 from api.chat_schemas import ChatAddresses
+from api.preference_schemas import QuietHoursData
 from api.timing_schemas import BulkTimingFields, ExpiryFields
 from shared.domain import Channel, ProviderType
 from shared.records import Content as RecordContent
@@ -156,6 +157,8 @@ class SubscriberData(Strict):
     avatar: Annotated[str, StringConstraints(max_length=2000)] | None = None
     data: dict[str, Any] | None = None
     chat: ChatAddresses | None = None  # our extension: Slack / Discord addresses
+    # Our extension: PUSH / EMAIL / SMS wait until the window ends (null removes it).
+    quietHours: QuietHoursData | None = None
 
     @field_validator("phone")
     @classmethod

@@ -28,7 +28,7 @@ def describe_error(error: dict[str, Any]) -> str:
         return f"{field} is required"
     if kind == "json_invalid":
         return "body must be valid JSON"
-    if kind == "model_attributes_type" or (kind == "dict_type" and field == "body"):
+    if kind in ("model_attributes_type", "dict_type") and field == "body":
         return "body must be a JSON object"
     if kind == "less_than_equal":
         return f"{field} must not be greater than {ctx.get('le')}"
@@ -58,7 +58,7 @@ def describe_error(error: dict[str, Any]) -> str:
         return f"{field} must contain at least {ctx.get('min_length')} items"
     if kind == "too_long":
         return f"{field} must contain at most {ctx.get('max_length')} items"
-    if kind in ("dict_type", "model_type"):
+    if kind in ("dict_type", "model_type", "model_attributes_type"):  # a nested object
         return f"{field} must be an object"
     if kind == "list_type":
         return f"{field} must be an array"

@@ -17,6 +17,7 @@ import os
 import platform
 import signal
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,6 +27,7 @@ from typing import Annotated, Any
 
 import orjson
 import psutil
+import structlog
 import typer
 import uvloop
 from benchkit import dbops
@@ -41,6 +43,12 @@ from benchkit.load import LoadGenerator, LoadResult
 from benchkit.records import STAGES, RecordReader, end_to_end, percentiles, wait_until
 from benchkit.report import bottleneck, render, targets, tighter_ceiling_ratios
 from benchkit.stack import Stack, StackConfig
+from benchkit.topic import (
+    measure_fanout_memory,
+    measure_topic,
+    render_fanout_memory,
+    render_topic,
+)
 from rich.console import Console
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -68,6 +76,7 @@ class Sizes:
     delay_sends: int = 0  # the delay phase: 0 skips it (--quick runs it only with --delay)
     activity_records: int = 0  # the activity phase's history; 0 skips the phase
     db_ceiling_documents: int = 2000  # the database ceiling's documents (0 skips it)
+    topic_subscribers: int = 0  # the topic phase: one send to this many (0 skips it)
 
 
 QUICK = Sizes(2000, 100, 150, 32, 3, 100, 3, 60, 20.0)
@@ -86,8 +95,11 @@ DEFAULT = Sizes(
     delay_sends=500,
     activity_records=100_000,
     db_ceiling_documents=20_000,
+    topic_subscribers=20_000,
 )
 QUICK_DELAY_SENDS = 50
+QUICK_TOPIC_SUBSCRIBERS = 2000
+FANOUT_MEMORY_SIZES = (10_000, 100_000)
 
 
 @dataclass
@@ -295,6 +307,20 @@ class Bench:
                     concurrency=s.bulk_concurrency,
                     per_call=s.bulk_size,
                 )
+                topic: dict[str, Any] = {"subscribers": 0, "skipped": "--topic-subscribers 0"}
+                if s.topic_subscribers:
+                    topic = await measure_topic(
+                        gen,
+                        reader,
+                        mongodb_url=stack.mongodb_url,
+                        database=stack.database_name,
+                        tenant_id=TENANT,
+                        subscribers=s.topic_subscribers,
+                        ceiling_per_s=ceiling.publish_consume_per_s,
+                        provider_accepted=lambda: self.provider_accepted(gen),
+                        timeout_s=max(s.drain_timeout_s, s.topic_subscribers / 50),
+                        say=self.say,
+                    )
                 delay = (
                     await measure_delay(
                         gen,
@@ -331,7 +357,11 @@ class Bench:
             concurrency=s.concurrency,
             bulk_size=s.bulk_size,
         )
-        figures = {**self._figures(ceiling, phases, bulk, db_alone), "inbox": inbox}
+        figures = {
+            **self._figures(ceiling, phases, bulk, db_alone),
+            "inbox": inbox,
+            "topic": topic,
+        }
         if db_ceiling is not None:
             figures["database_ceiling"] = db_ceiling
             tighter_ceiling_ratios(figures)
@@ -594,6 +624,48 @@ def bench(
     return report
 
 
+def fanout_memory_run(*, sizes: list[int], log_path: Path, console: Console) -> dict[str, Any]:
+    """`--fanout-memory`: the fan-out worker alone against the broker and a database
+    (MONGODB_URL, or a SecantusDB of its own in a temporary directory)."""
+    from tests.support import EmbeddedMongo
+
+    # The broker and database clients run in this process here: their logs go to stderr, so
+    # `--json` keeps stdout for the report.
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(file=sys.stderr))
+    rabbitmq_url = os.environ.get("RABBITMQ_URL") or DEFAULT_RABBITMQ_URL
+    mongodb_url = os.environ.get("MONGODB_URL")
+    load_before = [round(x, 2) for x in os.getloadavg()]
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="fanmem") as tmp:
+        server = None
+        if not mongodb_url:
+            server = EmbeddedMongo(storage_path=tmp)
+            server.start()
+            mongodb_url = server.url
+        try:
+            report = uvloop.run(
+                measure_fanout_memory(
+                    rabbitmq_url=rabbitmq_url,
+                    mongodb_url=mongodb_url,
+                    drop_database=server is None,
+                    root=ROOT,
+                    sizes=sizes,
+                    log=log_path,
+                    say=console.log,
+                )
+            )
+        finally:
+            if server is not None:
+                server.stop()
+    return {
+        **report,
+        "database": "secantusd-py (embedded, on disk)" if server is not None else "MONGODB_URL",
+        "load_average_before": load_before,
+        "load_average_after": [round(x, 2) for x in os.getloadavg()],
+        "cores": psutil.cpu_count(),
+    }
+
+
 def _sizes_dict(sizes: Sizes) -> dict[str, Any]:
     return {f: getattr(sizes, f) for f in Sizes.__dataclass_fields__}
 
@@ -650,6 +722,26 @@ def main(
         int | None,
         typer.Option(help="documents through the database ceiling (0 skips it)"),
     ] = None,
+    topic: Annotated[
+        bool,
+        typer.Option(
+            "--topic", help=f"with --quick: run the topic phase ({QUICK_TOPIC_SUBSCRIBERS:,})"
+        ),
+    ] = False,
+    topic_subscribers: Annotated[
+        int | None,
+        typer.Option(help="topic phase: subscribers of the topic (0 skips it; --quick: 0)"),
+    ] = None,
+    fanout_memory: Annotated[
+        bool,
+        typer.Option(
+            "--fanout-memory",
+            help="only measure the fan-out worker's peak RSS per topic size (no other phase)",
+        ),
+    ] = False,
+    fanout_memory_sizes: Annotated[
+        str, typer.Option(help="--fanout-memory: topic sizes, comma-separated")
+    ] = ",".join(str(n) for n in FANOUT_MEMORY_SIZES),
     log_level: Annotated[str, typer.Option(help="NOTIFY_LOG_LEVEL of the system")] = "WARNING",
     log_file: Annotated[Path, typer.Option(help="the system's output")] = ROOT
     / ".data"
@@ -672,9 +764,12 @@ def main(
         "delay_sends": delay_sends,
         "activity_records": activity_records,
         "db_ceiling_documents": db_ceiling_documents,
+        "topic_subscribers": topic_subscribers,
     }
     if quick and delay and delay_sends is None:
         given["delay_sends"] = QUICK_DELAY_SENDS
+    if quick and topic and topic_subscribers is None:
+        given["topic_subscribers"] = QUICK_TOPIC_SUBSCRIBERS
     values = {**_sizes_dict(base), **{k: v for k, v in given.items() if v is not None}}
     sizes = Sizes(**values)
     if not 1 <= sizes.bulk_size <= 100:
@@ -687,6 +782,15 @@ def main(
     if not console.is_terminal:
         console.width = max(console.width, 170)  # a log file or a pipe: keep rows on one line
     signal.signal(signal.SIGTERM, _raise_interrupt)
+    if fanout_memory:
+        memory = fanout_memory_run(
+            sizes=[int(n) for n in fanout_memory_sizes.split(",") if n.strip()],
+            log_path=log_file,
+            console=console,
+        )
+        render_fanout_memory(memory, console)
+        _write(memory, out=out, json_out=json_out)
+        return
     try:
         report = bench(
             sizes=sizes,
@@ -711,6 +815,11 @@ def main(
             render_delay(report["delay"], console)
         if "activity" in report:
             render_activity(report["activity"], console)
+        render_topic(report["topic"], console)
+    _write(report, out=out, json_out=json_out)
+
+
+def _write(report: dict[str, Any], *, out: Path | None, json_out: bool) -> None:
     data = orjson.dumps(report, option=orjson.OPT_INDENT_2)
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,4 @@
-"""Dev supervisor: an embedded MongoDB, the API, a worker per channel, maintenance and digests.
+"""Dev supervisor: an embedded MongoDB, the API, a worker per channel, and the other roles.
 
 Run through `./scripts/dev`. This is an entry point, so it reads the environment itself and
 hands the children theirs. Children run in their own process groups: Ctrl-C reaches only this
@@ -59,6 +59,7 @@ _COLORS = {
     "maint": "\033[37m",
     "digest": "\033[93m",
     "events": "\033[94m",
+    "fanout": "\033[95m",
 }
 
 
@@ -451,7 +452,7 @@ def start_services(
     sup: Supervisor, env: Mapping[str, str], *, workers: bool = True
 ) -> dict[str, str]:
     """Start the API and, unless told not to, NOTIFY_WORKER_PROCESSES workers per channel, the
-    maintenance, digest and events workers, each with a metrics port of its own; their
+    maintenance, digest, events and fan-out workers, each with a metrics port of its own; their
     metrics URLs by name."""
     python = sys.executable
     sup.start("api", [python, "-m", "api"], env)
@@ -464,7 +465,7 @@ def start_services(
         (channel.value if n == 1 else f"{channel.value}{n}", channel.value)
         for channel in Channel
         for n in range(1, copies + 1)
-    ] + [("maint", "maintenance"), ("digest", "digest"), ("events", "events")]
+    ] + [("maint", "maintenance"), ("digest", "digest"), ("events", "events"), ("fanout", "fanout")]
     urls: dict[str, str] = {}
     host = env.get("NOTIFY_METRICS_HOST") or str(Settings.model_fields["metrics_host"].default)
     for index, (name, role) in enumerate(roles):

@@ -83,6 +83,11 @@ RETRIES = Counter(
     "Attempts rescheduled through the delay levels (a retry or a wait for a circuit)",
     ["channel"],
 )
+DEFERRALS = Counter(
+    "notify_deferrals_total",
+    "Notifications deferred before any attempt (quiet hours), by channel",
+    ["channel"],
+)
 DEAD_LETTERS = Counter(
     "notify_dead_letters_total",
     "Notifications published to their channel's DLQ, by channel and final status",
@@ -155,11 +160,13 @@ def observe_provider_call(*, provider: str, outcome: str, seconds: float) -> Non
 def observe_verdict(
     *, channel: str, kind: str, status: str, provider: str | None, dead_letter: bool
 ) -> None:
-    """A verdict was written: final (with its status), or a retry / wait."""
+    """A verdict was written: final (with its status), a deferral, or a retry / wait."""
     if kind == "final":
         DELIVERIES.labels(channel, (provider or "none").lower(), status).inc()
         if dead_letter:
             DEAD_LETTERS.labels(channel, status).inc()
+    elif kind == "defer":
+        DEFERRALS.labels(channel).inc()
     else:
         RETRIES.labels(channel).inc()
 

@@ -88,6 +88,13 @@ class Settings(BaseSettings):
     outbox_grace_s: float = Field(default=30.0, gt=0)
     overdue_grace_s: float = Field(default=30.0, gt=0)
     maintenance_batch: int = Field(default=500, ge=1)
+    # Topic fan-outs (docs/audience.md): subscriptions read and records written per batch, the
+    # fan-out worker's lease (renewed every batch), and how long a stored fan-out may sit
+    # untouched before the sweep publishes its message again.
+    fanout_batch: int = Field(default=500, ge=1, le=5000)
+    fanout_lease_s: float = Field(default=60.0, gt=0)
+    fanout_stall_s: float = Field(default=120.0, gt=0)
+    fanout_prefetch: int = Field(default=2, ge=1, le=50)
     # Digests: a digest holding this many events closes at once and a new one opens.
     digest_max_events: int = Field(default=1000, ge=1, le=1000)
     # Lifecycle.

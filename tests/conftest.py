@@ -87,6 +87,9 @@ def settings(rabbitmq_url: str, mongodb_url: str) -> Settings:
         circuit_cooldown_s=3,
         outbox_grace_s=6,
         overdue_grace_s=1,
+        # Small fan-out batches, so a topic of a few subscribers takes several.
+        fanout_batch=3,
+        fanout_lease_s=5,
         # Receipts and webhooks: the fake SNS serves its certificate locally; webhook retries
         # and disabling in seconds.
         sns_cert_url_pattern=r"^http://127\.0\.0\.1:\d+/",
@@ -108,7 +111,7 @@ async def system(settings: Settings) -> AsyncIterator[System]:
     """The API and a worker per channel, started once for the whole session."""
     sut = System(settings)
     try:
-        await sut.start(list(Channel), roles=("events",))
+        await sut.start(list(Channel), roles=("events", "fanout"))
         yield sut
     finally:
         await sut.stop()

@@ -12,6 +12,7 @@ from workers.context import WorkerContext
 from workers.delivery.handler import DeliveryHandler
 from workers.digest import digest_services
 from workers.events import events_services
+from workers.fanout import fanout_services
 from workers.maintenance import maintenance_services
 from workers.priority import channel_consumers
 from workers.service import Service
@@ -38,4 +39,5 @@ ROLES: dict[str, RoleFactory] = {
     "maintenance": maintenance_services,
     "digest": digest_services,
     "events": events_services,
+    "fanout": fanout_services,
 }

@@ -22,6 +22,7 @@ from api.openapi import COMMON, errors
 from api.scheduling_schemas import DigestConfig, SendWithDigestRequest
 from api.schemas import TransactionRequest
 from api.sends import When, record_for
+from shared import metrics
 from shared.db.base import Doc, utcnow
 from shared.db.digests import DigestKey
 from shared.errors import BrokerUnavailable, NotFound
@@ -127,6 +128,8 @@ async def send_with_digest(
     joined = await ctx.db.digests.join(
         key=key, event=event, opening=opening, max_events=ctx.settings.digest_max_events
     )
+    if not joined.duplicate:
+        metrics.count_digest(channel=body.channel_enum.value, stage="accumulated")
     for digest_id in joined.closed_full:  # best effort: the digest sweep sends it otherwise
         with contextlib.suppress(BrokerUnavailable):
             await publish_digest_flush(

@@ -15,6 +15,7 @@ from api.openapi import COMMON, errors
 from api.presenters import delivery_status_view
 from api.schemas import SendBulkRequest, SendRequest, TransactionRequest
 from api.sends import When, bulk_when, expiry, record_for, single_record, timing_view
+from api.topic_views import fanout_status_view
 from api.workflow_presenters import workflow_status_view
 from shared.db.base import utcnow
 from shared.errors import NotFound, ValidationFailed
@@ -82,9 +83,16 @@ async def send_bulk(
 async def get_delivery_status(
     body: TransactionRequest, ctx: CtxDep, principal: AdminDep
 ) -> dict[str, Any]:
-    """The seed's shape; a bulk transaction adds `summary` and `recipients`, a workflow
+    """The seed's shape; a bulk transaction adds `summary` and `recipients`, a topic send
+    `summary` (counts per result; the rows are in `list-transaction-recipients`), a workflow
     trigger `steps` (each step's notifications); a digest event's transaction reads SENT
     until its digest is sent, then the digest's result."""
+    fanout = await ctx.db.fanouts.get(tenant_id=principal.tenant_id, fanout_id=body.transactionId)
+    if fanout is not None:  # a topic send: counts, never a million rows
+        counts = await ctx.db.notifications.count_transaction(
+            tenant_id=principal.tenant_id, transaction_id=body.transactionId
+        )
+        return fanout_status_view(fanout, counts)
     records = await ctx.db.notifications.find_by_transaction(
         tenant_id=principal.tenant_id, transaction_id=body.transactionId
     )

@@ -39,7 +39,10 @@ def _profile(data: Any, *, nested: bool) -> dict[str, Any]:
     """Stored field names; `chat` as one object (create) or field by field (update)."""
     given = data.model_dump(exclude_unset=True)
     chat = given.pop("chat", None)
-    profile = {_PROFILE_FIELDS[k]: v for k, v in given.items()}
+    profile = {_PROFILE_FIELDS[k]: v for k, v in given.items() if k != "quietHours"}
+    if "quietHours" in given:  # replaced whole; null removes it
+        quiet = data.quietHours
+        profile["quiet_hours"] = quiet.to_document() if quiet is not None else None
     if chat is not None:
         stored = {CHAT_API_FIELDS[k]: v for k, v in chat.items()}
         if nested:
@@ -133,6 +136,10 @@ async def delete_subscriber(
         tenant_id=principal.tenant_id, subscriber_id=body.userId
     ):
         raise NotFound(f"subscriber {body.userId} does not exist")
+    # Topic sends reach subscribers only: a deleted one leaves every topic.
+    await ctx.db.topic_subscriptions.remove_subscriber(
+        tenant_id=principal.tenant_id, subscriber_id=body.userId
+    )
     await _mirror_to_novu(ctx, principal.tenant_id, body.userId)
     return {"deleted": True, "userId": body.userId}
 

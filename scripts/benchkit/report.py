@@ -69,10 +69,12 @@ def tighter_ceiling_ratios(figures: dict[str, Any]) -> None:
     }
     for key in _FAN_OUT_SECTIONS:
         section = figures.get(key)
-        if isinstance(section, dict) and "recipients_delivered_per_s" in section:
-            section["ratio_of_tighter_ceiling"] = round(
-                section["recipients_delivered_per_s"] / max(rate, 1e-9), 4
-            )
+        if not isinstance(section, dict):
+            continue
+        # bulk names its rate `recipients_delivered_per_s`, the topic phase `per_s`
+        delivered = section.get("recipients_delivered_per_s", section.get("per_s"))
+        if delivered is not None:
+            section["ratio_of_tighter_ceiling"] = round(delivered / max(rate, 1e-9), 4)
             section["tighter_ceiling_basis"] = f"tighter_ceiling ({which})"
 
 
@@ -211,8 +213,11 @@ def _render_database_ops(report: dict[str, Any], console: Console) -> None:
     table.add_column("phase")
     for col in ("insert", "query", "update", "delete", "getmore", "command", "total", "docs"):
         table.add_column(col, justify="right")
-    for phase, data in report["stages"].items():
-        db = data.get("database")
+    rows = [(phase, data.get("database")) for phase, data in report["stages"].items()]
+    topic = report.get("topic")
+    if isinstance(topic, dict):
+        rows.append(("topic", topic.get("database")))
+    for phase, db in rows:
         if not db:
             continue
         per = db["by_counter_per_notification"]

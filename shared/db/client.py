@@ -15,6 +15,7 @@ from shared.db.api_keys import ApiKeysRepo
 from shared.db.circuits import CircuitsRepo
 from shared.db.dead_letter_operations import DeadLetterOperationsRepo
 from shared.db.digests import DigestActivityRepo, DigestsRepo
+from shared.db.fanouts import FanoutsRepo
 from shared.db.inbox import InboxRepo
 from shared.db.inbox_streams import InboxStreamsRepo
 from shared.db.notifications import NotificationActivity, NotificationsRepo, NotificationStats
@@ -26,6 +27,7 @@ from shared.db.subscribers import SubscribersRepo
 from shared.db.suppressions import SuppressionsRepo
 from shared.db.templates import TemplatesRepo
 from shared.db.tenant_settings import TenantSettingsRepo
+from shared.db.topics import TopicsRepo, TopicSubscriptionsRepo
 from shared.db.webhooks import WebhookDeliveriesRepo, WebhooksRepo
 from shared.db.workflows import WorkflowsRepo
 
@@ -59,6 +61,9 @@ class Database:
     webhook_deliveries: WebhookDeliveriesRepo
     workflows: WorkflowsRepo
     tenant_settings: TenantSettingsRepo
+    topics: TopicsRepo
+    topic_subscriptions: TopicSubscriptionsRepo
+    fanouts: FanoutsRepo
     activity: NotificationActivity
     stats: NotificationStats
 
@@ -84,6 +89,9 @@ class Database:
             self.webhook_deliveries,
             self.workflows,
             self.tenant_settings,
+            self.topics,
+            self.topic_subscriptions,
+            self.fanouts,
         ):
             await repo.ensure_indexes()
 
@@ -150,6 +158,9 @@ def connect_database(
         webhook_deliveries=WebhookDeliveriesRepo(db),
         workflows=WorkflowsRepo(db),
         tenant_settings=TenantSettingsRepo(db),
+        topics=TopicsRepo(db),
+        topic_subscriptions=TopicSubscriptionsRepo(db),
+        fanouts=FanoutsRepo(db),
         activity=NotificationActivity(db),
         stats=NotificationStats(db),
     )

@@ -100,6 +100,19 @@ class SubscribersRepo(Repo):
             return_document=ReturnDocument.AFTER,
         )
 
+    async def set_preference(
+        self, *, tenant_id: str, subscriber_id: str, path: str, enabled: bool
+    ) -> Doc | None:
+        """Set one preference switch (`shared.preferences.switch_path`); the document after,
+        or None if there is no such subscriber."""
+        if not path.startswith("preferences."):
+            raise ValueError(f"not a preference switch: {path}")
+        return await self.col.find_one_and_update(
+            {"tenant_id": tenant_id, "subscriber_id": subscriber_id},
+            {"$set": {path: enabled, "updated_at": utcnow()}},
+            return_document=ReturnDocument.AFTER,
+        )
+
     async def delete(self, *, tenant_id: str, subscriber_id: str) -> bool:
         """Delete; False if there was none."""
         result = await self.col.delete_one({"tenant_id": tenant_id, "subscriber_id": subscriber_id})

@@ -231,6 +231,15 @@ class Broker:
             exchange = self.topology.delay_level(level)
         await self.publish(exchange=exchange, routing_key=routing_key, body=body)
 
+    async def publish_fanout(self, *, body: Mapping[str, Any], message_id: str) -> None:
+        """Send a message to the fan-out worker's queue (confirmed, persistent)."""
+        await self.publish(
+            exchange=self.topology.fanout_exchange,
+            routing_key=self.topology.fanout_queue,
+            body=body,
+            message_id=message_id,
+        )
+
     async def publish_to_queue(
         self,
         *,

@@ -29,3 +29,13 @@ def digest_flush_message(*, tenant_id: str, digest_id: str) -> dict[str, Any]:
         "digest_id": digest_id,
         "kind": "digest_flush",
     }
+
+
+def fanout_message(*, tenant_id: str, fanout_id: str) -> dict[str, Any]:
+    """Body of a `fanout` message: expand this stored fan-out (a topic send)."""
+    return {
+        "v": MESSAGE_VERSION,
+        "tenant_id": tenant_id,
+        "fanout_id": fanout_id,
+        "kind": "fanout",
+    }

@@ -21,10 +21,12 @@ from dataclasses import dataclass
 import structlog
 
 from shared import metrics
+from shared.db.base import Doc
 from shared.db.client import Database
 from shared.db.notifications.documents import INITIAL
 from shared.errors import BrokerUnavailable
 from shared.messaging.broker import Broker
+from shared.pipeline.fanout import submit_fanout
 from shared.pipeline.publishing import publish_delivery
 from shared.records import NotificationRecord
 
@@ -83,6 +85,11 @@ class SendPipeline:
         if pending:
             await self._publish(pending)
         return stored
+
+    async def submit_fanout(self, fanout: Doc) -> tuple[Doc, bool]:
+        """Store a topic send's fan-out and publish its message (`shared/pipeline/fanout.py`);
+        the stored fan-out and whether it is new."""
+        return await submit_fanout(self._db, self._broker, fanout, after_store=self._after_store)
 
     async def _publish(self, records: list[NotificationRecord]) -> None:
         results = await asyncio.gather(

@@ -414,8 +414,10 @@ class FakeFcm(FakeServer):
                     ),
                 )
         name = f"projects/{project}/messages/0:{time.time_ns() // 1000}%{secrets.token_hex(8)}"
-        self.messages.append(message)
-        self.message_names.append(name)
+        self.accepted += 1
+        if not self.lean:
+            self.messages.append(message)
+            self.message_names.append(name)
         return json_response(200, {"name": name})
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import signal
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aio_pika
@@ -17,7 +18,14 @@ import pytest
 from shared.messaging.topology import DELAY_LEVELS, Topology
 from tests.fakes.sendgrid import FakeSendGrid
 from tests.faults.harness import ProcessSystem
-from tests.faults.steps import TENANT, provider_calls, setup_email, wait_all_delivered
+from tests.faults.steps import (
+    SEND,
+    TENANT,
+    email_body,
+    provider_calls,
+    setup_email,
+    wait_all_delivered,
+)
 from tests.support import wait_for
 
 pytestmark = pytest.mark.timeout(180)
@@ -156,3 +164,58 @@ async def test_lost_parked_messages_are_republished_by_the_sweeps(
         assert all(d.get("sweeps") == 1 for d in delivered)
         # Overdue grace (2 s) plus a sweep interval (1 s) plus worker start-up: late, not lost.
         assert max(late_s) < 15
+
+
+async def test_a_quiet_hours_deferral_whose_parked_message_is_lost_is_sent_once_after_the_window(
+    rabbitmq_url: str,
+    make_system: Callable[..., ProcessSystem],
+    sendgrid: FakeSendGrid,
+    fault_report: Callable[..., None],
+) -> None:
+    """The e-mail worker defers into quiet hours; the parked messages are lost; the sweep
+    publishes the overdue DELAYED records after the window, each delivered exactly once."""
+    system = make_system()
+    system.start_worker("email")
+    await system.start_api()
+    async with system.client() as client, system.open_database() as db:
+        await setup_email(client, sendgrid)
+        now = datetime.now(UTC)
+        start = now.replace(second=0, microsecond=0)
+        end = start + timedelta(
+            minutes=1 if (start + timedelta(minutes=1) - now).seconds >= 5 else 2
+        )
+        quiet = {"start": start.strftime("%H:%M"), "end": end.strftime("%H:%M"), "timezone": "UTC"}
+        response = await client.post(
+            "/api/v1/notifications/manage/update-subscriber-data",
+            json={"userId": "u1", "subscriberData": {"quietHours": quiet}},
+        )
+        assert response.status_code == 200, response.text
+        sends = 3
+        for i in range(sends):
+            await post_ok(client, SEND, email_body(f"q{i}"))
+
+        async def all_deferred() -> list[Any] | None:
+            docs = [d async for d in db.notifications.col.find({"tenant_id": TENANT})]
+            deferred = [d for d in docs if d["status"] == "DELAYED"]
+            return deferred if len(deferred) == sends else None
+
+        deferred = await wait_for(all_deferred, timeout_s=20, what="the mails deferred")
+        assert {d["failure_reason"] for d in deferred} == {"quiet_hours"}
+        purged = await lose_parked_messages(rabbitmq_url, system.prefix)
+        assert purged == sends
+        system.start_worker("maintenance")
+        left_s = (end - datetime.now(UTC)).total_seconds()
+        delivered = await wait_all_delivered(
+            db, {d["_id"] for d in deferred}, timeout_s=left_s + 40
+        )
+        await system.wait_queues_drained()
+        calls = provider_calls(sendgrid)
+        fault_report(
+            deferred=sends,
+            lost=purged,
+            delivered=len(delivered),
+            provider_calls=sum(calls.values()),
+        )
+        assert sorted(calls.values()) == [1] * sends
+        assert all(d["processing_at"].replace(tzinfo=UTC) >= end for d in delivered)
+        assert all(d.get("sweeps") == 1 for d in delivered)

@@ -34,6 +34,7 @@ ID_FIELDS = {
     "request_id": "request",
     "operationId": "operation",
     "fcmToken": "device",
+    "topicKey": "topic",
 }
 
 

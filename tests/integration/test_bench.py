@@ -34,6 +34,7 @@ TINY = [
     "--inbox-sends", "5",
     "--activity-records", "300",
     "--db-ceiling-documents", "200",
+    "--topic-subscribers", "20",
 ]  # fmt: skip
 
 
@@ -115,6 +116,21 @@ async def test_bench_quick_json_has_the_documented_fields(
         _keys(figures["get_notification_activity"], "p50", "p99")
     assert activity["pipeline_during"]["accepted"] == 12
 
+    topic = report["topic"]
+    _keys(
+        topic,
+        "per_s",
+        "ratio_of_ceiling",
+        "first_delivery_s",
+        "last_delivery_s",
+        "load_s",
+        "fanout_s",
+    )
+    assert (topic["subscribers"], topic["delivered"]) == (20, 20), topic["statuses"]
+    assert topic["first_delivery_s"] <= topic["last_delivery_s"]
+    _keys(topic, "ratio_of_tighter_ceiling", "database")
+    _keys(topic["database"], "commands", "commands_per_notification")
+
     # Everything the run declared on the shared broker is gone.
     connection = await aio_pika.connect(rabbitmq_url)
     async with connection:
@@ -123,3 +139,31 @@ async def test_bench_quick_json_has_the_documented_fields(
             await channel.declare_queue(
                 Topology(report["run"]["prefix"]).queue(Channel.EMAIL), passive=True
             )
+
+
+@pytest.mark.timeout(150)
+async def test_bench_fanout_memory_reports_peak_rss_per_size(
+    rabbitmq_url: str, tmp_path: Path
+) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        "scripts/bench",
+        "--fanout-memory",
+        "--fanout-memory-sizes",
+        "30,60",
+        "--json",
+        "--log-file",
+        str(tmp_path / "bench.log"),
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "RABBITMQ_URL": rabbitmq_url},
+    )
+    async with asyncio.timeout(140):
+        stdout, stderr = await proc.communicate()
+    assert proc.returncode == 0, stderr.decode(errors="replace")[-3000:]
+    report = json.loads(stdout)
+    _keys(report, "runs", "peak_growth", "flat_within_10_percent", "load_average_before")
+    assert [r["subscribers"] for r in report["runs"]] == [30, 60]
+    for run in report["runs"]:
+        _keys(run, "load_s", "fanout_s", "idle_rss_mib", "peak_rss_mib", "recipients_per_s")
+        assert run["peak_rss_mib"] >= run["idle_rss_mib"] > 0

@@ -11,6 +11,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from prometheus_client import REGISTRY
 
 from shared.db.base import utcnow
 from tests.integration.helpers import ok_rpc, rpc, wait_final_status
@@ -38,6 +39,13 @@ def _event(title: str, *, user: str = "u1", **config: Any) -> dict[str, Any]:
     }
 
 
+def _digest_events(stage: str) -> float:
+    value = REGISTRY.get_sample_value(
+        "notify_digest_events_total", {"channel": "in_app", "stage": stage}
+    )
+    return value or 0.0
+
+
 def _regular(title: str, window: int = 2, **extra: Any) -> dict[str, Any]:
     return _event(title, strategy="REGULAR", windowSeconds=window, **extra)
 
@@ -54,6 +62,7 @@ async def test_regular_digest_sends_one_notification_counting_its_events(
     system: System, tenant: Tenant
 ) -> None:
     await subscriber(tenant, "u1")
+    counted = {stage: _digest_events(stage) for stage in ("accumulated", "flushed")}
     txns = [
         (await ok_rpc(tenant, "manage/send-with-digest", _regular(f"e{i}")))["transactionId"]
         for i in range(5)
@@ -68,6 +77,9 @@ async def test_regular_digest_sends_one_notification_counting_its_events(
         assert (status["result"], status["digestId"]) == ("DELIVERED", digest_id)
     [record] = await records_of(system, tenant, digest_id)
     assert record["idempotency_key"] == f"digest:{digest_id}"
+    # The API and the digest worker run in this process: one registry shows both counters.
+    assert _digest_events("accumulated") == counted["accumulated"] + 5
+    assert _digest_events("flushed") == counted["flushed"] + 5
     # Events after the close open the next digest.
     later = await ok_rpc(tenant, "manage/send-with-digest", _regular("next"))
     status = await ok_rpc(

@@ -5,9 +5,7 @@ from __future__ import annotations
 import secrets
 
 import httpx
-import pytest
 
-from api.routes.pending import NOT_BUILT
 from shared.settings import Settings
 from tests.integration.helpers import ok_rpc, rpc, wait_final_status
 from tests.support import System, Tenant
@@ -100,17 +98,6 @@ async def test_user_rpcs_need_a_user(tenant: Tenant) -> None:
     response = await rpc(tenant, "get-registered-channels", {})
     assert response.status_code == 400
     assert response.json()["error"] == ["X-User-ID header is required for this operation"]
-
-
-async def test_rpcs_not_built_yet_say_so(tenant: Tenant) -> None:
-    if not NOT_BUILT:
-        pytest.skip("every seed RPC is built")
-    name = NOT_BUILT[0]  # whichever is still unbuilt, so building one does not break this test
-    # A user RPC needs its user before anything else is looked at.
-    headers = {} if name.startswith("manage/") else tenant.user_headers("u1")
-    response = await rpc(tenant, name, {}, headers=headers)
-    assert response.status_code == 501
-    assert response.json()["error"] == f"{name} is not built yet"
 
 
 async def test_gateway_mode_trusts_an_asserted_admin_role_for_manage(settings: Settings) -> None:

@@ -171,13 +171,13 @@ async def test_the_audience_is_validated(tenant: Tenant, body: dict[str, Any], e
     assert error in response.json()["error"]
 
 
-async def test_a_topic_trigger_says_it_needs_topics(tenant: Tenant) -> None:
+async def test_a_topic_trigger_needs_an_existing_topic(tenant: Tenant) -> None:
     workflow = await create_workflow(tenant, WELCOME)
     response = await rpc(
         tenant, "manage/trigger", {"workflowId": workflow["workflowId"], "topicKey": "news"}
     )
-    assert response.status_code == 501
-    assert "needs topics" in response.json()["error"]
+    assert response.status_code == 404
+    assert "topic news does not exist" in response.json()["error"]
 
 
 async def test_the_same_idempotency_key_answers_the_first_transaction(
@@ -245,7 +245,6 @@ async def _disable_push(tenant: Tenant, user: str) -> None:
     )
 
 
-@pytest.mark.skip(reason="needs issue 10 preferences")
 async def test_a_critical_workflow_bypasses_the_users_preferences(
     tenant: Tenant, fcm: FakeFcm
 ) -> None:
@@ -267,7 +266,6 @@ async def test_a_critical_workflow_bypasses_the_users_preferences(
     assert len(fcm.messages) == 1
 
 
-@pytest.mark.skip(reason="needs issue 10 preferences")
 async def test_a_channel_off_by_workflow_default_reaches_a_user_who_enabled_it(
     tenant: Tenant, fcm: FakeFcm
 ) -> None:

@@ -53,3 +53,8 @@ def test_seed_example_uuid_is_accepted_though_not_v4() -> None:
     )
     assert body.user_id == "123e4567-e89b-12d3-a456-426614174000"
     assert body.priority == 1
+
+
+def test_a_nested_object_given_as_something_else_is_named() -> None:
+    errors = errors_of(SendBulkRequest, {"userIds": ["a"], "channel": "PUSH", "content": "hi"})
+    assert errors == ["content must be an object"]

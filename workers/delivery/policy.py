@@ -18,7 +18,8 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from shared.domain import Channel, Status
+from shared import preferences, quiet_hours
+from shared.domain import Category, Channel, Status
 from shared.providers.base import DeliveryResult, Outcome
 from shared.records import Attempt, DeliveryChange, NotificationRecord
 from shared.settings import RetryPolicy
@@ -34,6 +35,7 @@ class VerdictKind(StrEnum):
     FINAL = "final"
     RETRY = "retry"  # a transient failure: try again after a backoff
     WAIT = "wait"  # every provider's circuit is open: no attempt made, look again later
+    DEFER = "defer"  # not now (quiet hours): DELAYED until `deliver_at`, no attempt made
 
 
 @dataclass(slots=True)
@@ -48,6 +50,7 @@ class Verdict:
     change: DeliveryChange = field(default_factory=DeliveryChange)
     dead_letter: bool = False
     delay_s: int = 0
+    deliver_at: datetime | None = None  # DEFER: when it is due again
 
     @property
     def attempt_count(self) -> int:
@@ -226,13 +229,63 @@ def unread_escalation(s: Situation) -> Verdict | None:
     return None
 
 
+PREFERENCE = "preference"
+
+
+def preferences_allow(s: Situation) -> Verdict | None:
+    """The user turned the channel, or this category on it, off: OPTED_OUT, nothing sent.
+
+    Read at delivery time, so a scheduled or deferred send obeys the preference in force when
+    it is due. SYSTEM (the seed's rule) and critical records (a critical workflow) go through.
+    """
+    if s.record.critical:
+        return None
+    why = preferences.opted_out_by(s.subscriber, s.channel, s.record.category)
+    if why is None:
+        return None
+    return no_call(s, Status.OPTED_OUT, PREFERENCE, why)
+
+
+QUIET_HOURS = "quiet_hours"
+# Channels that wake someone up; IN_APP waits in the feed and CHAT goes to team spaces.
+QUIET_CHANNELS = frozenset({Channel.PUSH, Channel.EMAIL, Channel.SMS})
+
+
+def outside_quiet_hours(s: Situation) -> Verdict | None:
+    """Inside the subscriber's quiet hours: DEFER to the window's end (DELAYED, `quiet_hours`).
+
+    SYSTEM, critical records, IN_APP and CHAT are never deferred.
+    """
+    record = s.record
+    if (
+        s.channel not in QUIET_CHANNELS
+        or record.critical
+        or record.category == Category.SYSTEM.value
+    ):
+        return None
+    until = quiet_hours.window_end(s.now, s.subscriber)
+    if until is None:
+        return None
+    return Verdict(
+        VerdictKind.DEFER,
+        Status.DELAYED,
+        QUIET_HOURS,
+        f"in the subscriber's quiet hours until {iso_z(until)}",
+        change=DeliveryChange(attempt_count=record.attempt_count),
+        delay_s=max(1, math.ceil((until - s.now).total_seconds())),
+        deliver_at=until,
+    )
+
+
 PreSendRule = Callable[[Situation], Verdict | None]
 PRE_SEND_RULES: tuple[PreSendRule, ...] = (
+    unread_escalation,  # read means the user was reached: that outcome wins over expiry
     not_expired,
-    unread_escalation,
     subscriber_exists,
+    preferences_allow,
     has_address,
     not_suppressed,
+    outside_quiet_hours,  # last: only what would be sent now is deferred
 )
 
 

@@ -6,7 +6,9 @@ retried while the claim's lease still holds. Order per kind:
   in between costs one more attempt and a duplicate dead letter (replay skips it), never a
   lost one;
 - retry / wait: the record becomes RETRYING, then the delayed message is published; if that
-  publish is lost, the maintenance sweep finds the overdue record and publishes it again.
+  publish is lost, the maintenance sweep finds the overdue record and publishes it again;
+- defer (quiet hours): the record becomes DELAYED with `deliver_at`, then its message is
+  parked until then; a lost publish is the sweep's overdue DELAYED case.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from shared.messaging.broker import Broker
 from shared.messaging.dead_letters import dead_letter_headers
 from shared.messaging.messages import deliver_message
 from shared.pipeline import publish_delivery
+from shared.pipeline.publishing import seconds_until
 from shared.records import NotificationRecord
 from shared.webhooks.events import WebhookEvents, event_for_status, notification_data
 from workers.consumer import Handling
@@ -76,6 +79,28 @@ class Settler:
                     ),
                     deadline_s,
                 )
+            elif verdict.kind is VerdictKind.DEFER:
+                due = verdict.deliver_at or utcnow() + timedelta(seconds=verdict.delay_s)
+                done = await self._persist(
+                    lambda: repo.defer(
+                        tenant_id=record.tenant_id,
+                        notification_id=record.id,
+                        worker=self._worker,
+                        deliver_at=due,
+                        change=change,
+                    ),
+                    deadline_s,
+                )
+                if done:
+                    await self._persist(
+                        lambda: publish_delivery(
+                            self._broker,
+                            record,
+                            attempt=verdict.attempt_count + 1,
+                            delay_s=seconds_until(due),
+                        ),
+                        deadline_s,
+                    )
             else:
                 next_at = utcnow() + timedelta(seconds=verdict.delay_s)
                 done = await self._persist(
@@ -110,7 +135,7 @@ class Settler:
         last = verdict.attempts[-1] if verdict.attempts else None
         metrics.observe_verdict(
             channel=record.channel.value,
-            kind="final" if verdict.kind is VerdictKind.FINAL else "retry",
+            kind=verdict.kind.value,
             status=verdict.status.value,
             provider=last.provider_type if last else None,
             dead_letter=verdict.dead_letter,

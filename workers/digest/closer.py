@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import structlog
 
+from shared import metrics
 from shared.db.base import utcnow
 from shared.db.client import Database
 from shared.db.digests import DigestState
@@ -73,6 +74,8 @@ class DigestCloser:
             log.info("digest_empty", digest_id=digest_id)
             return
         stored, created = await self._pipeline.submit_one(digest_record(doc))
+        if created:  # a second closer of the same digest stores nothing: count once
+            metrics.count_digest(channel=doc["channel"], stage="flushed", events=len(doc["events"]))
         if self._hooks.after_send is not None:
             self._hooks.after_send()
         await digests.finish(

@@ -14,6 +14,7 @@ from shared.db.base import Doc, utcnow
 from shared.db.notifications.cancel import CancellableStore
 from shared.db.notifications.documents import DEAD_LETTERED, from_document, values
 from shared.db.notifications.receipts import NotificationReceipts
+from shared.db.notifications.transactions import TransactionReads
 from shared.domain import Status
 from shared.records import NotificationRecord
 
@@ -32,7 +33,7 @@ _REPLAY_UNSET = (
 _REPLAY_SET = ("status", "attempt_count", "queued_at", "replayed_at")
 
 
-class NotificationsRepo(CancellableStore, NotificationReceipts):
+class NotificationsRepo(CancellableStore, NotificationReceipts, TransactionReads):
     """The store, cancelling, receipt writes, and the recovery paths (sweep and replay)."""
 
     # --- the maintenance sweep (any tenant) ----------------------------------------------------

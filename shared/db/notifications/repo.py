@@ -59,7 +59,12 @@ class NotificationStore(Repo):
                 ),
                 IndexModel([("tenant_id", 1), ("status", 1), ("created_at", 1)]),
                 IndexModel([("tenant_id", 1), ("recipient", 1), ("created_at", 1)]),
-                IndexModel([("tenant_id", 1), ("transaction_id", 1)]),
+                # A transaction's records, and a page of them by result (a topic send's
+                # recipients: shared.db.notifications.transactions).
+                IndexModel(
+                    [("tenant_id", 1), ("transaction_id", 1), ("status", 1)],
+                    name="tenant_transaction_status",
+                ),
                 # The activity feed and the statistics walk a tenant's records by time,
                 # channel by channel (shared.db.notifications.activity).
                 IndexModel(
@@ -277,6 +282,32 @@ class NotificationStore(Repo):
         }
         if attempts:
             update["$push"] = {"attempts": {"$each": _documents(attempts)}}
+        result = await self.col.update_one(held_by(tenant_id, notification_id, worker), update)
+        return result.modified_count == 1
+
+    async def defer(
+        self,
+        *,
+        tenant_id: str,
+        notification_id: str,
+        worker: str,
+        deliver_at: datetime,
+        change: DeliveryChange,
+    ) -> bool:
+        """PROCESSING → DELAYED until `deliver_at` (e.g. quiet hours), no attempt recorded.
+
+        A DELAYED record is claimable once `deliver_at` has come, cancellable until then, and
+        re-published by the maintenance sweep if its parked message is lost.
+        """
+        update: dict[str, Any] = {
+            "$set": {
+                **change.given(),
+                "status": Status.DELAYED.value,
+                "deliver_at": deliver_at,
+                "updated_at": utcnow(),
+            },
+            "$unset": {"lease_until": "", "worker": ""},
+        }
         result = await self.col.update_one(held_by(tenant_id, notification_id, worker), update)
         return result.modified_count == 1
 

@@ -463,3 +463,169 @@ def test_final_verdicts_and_records_without_expiry_are_left_alone() -> None:
     assert policy.expire_if_late(rec, final, now=NOW) is final
     retry = _retry(3600)
     assert policy.expire_if_late(record(), retry, now=NOW) is retry
+
+
+# --- preferences --------------------------------------------------------------------------------
+
+
+def _on(
+    channel: Channel,
+    *,
+    prefs: dict[str, Any] | None = None,
+    quiet: dict[str, Any] | None = None,
+    addresses: int = 1,
+    now: datetime = NOW,
+    **fields: Any,
+) -> Situation:
+    subscriber: dict[str, Any] = {"subscriber_id": "u1"}
+    if prefs is not None:
+        subscriber["preferences"] = prefs
+    if quiet is not None:
+        subscriber["quiet_hours"] = quiet
+    return Situation(
+        record=record(channel=channel, **fields),
+        channel=channel,
+        subscriber=subscriber,
+        addresses=addresses,
+        now=now,
+        worker="w1",
+    )
+
+
+PUSH_OFF = {"push": {"enabled": False}}
+PROMO_OFF = {"push": {"categories": {"PROMOTIONAL": False}}}
+
+
+def test_a_channel_the_user_turned_off_ends_opted_out_without_a_call() -> None:
+    verdict = policy.before_sending(_on(Channel.PUSH, prefs=PUSH_OFF))
+    assert verdict is not None
+    assert (verdict.kind, verdict.status, verdict.reason, verdict.detail) == (
+        VerdictKind.FINAL,
+        Status.OPTED_OUT,
+        "preference",
+        "PUSH is turned off by the user",
+    )
+    assert not verdict.dead_letter
+    [made] = verdict.attempts
+    assert (made.outcome, made.reason, made.provider) == ("OPTED_OUT", "preference", None)
+    assert verdict.attempt_count == 1
+
+
+def test_a_category_the_user_turned_off_ends_opted_out_on_that_channel_only() -> None:
+    verdict = policy.before_sending(_on(Channel.PUSH, prefs=PROMO_OFF, category="PROMOTIONAL"))
+    assert verdict is not None
+    assert (verdict.status, verdict.reason, verdict.detail) == (
+        Status.OPTED_OUT,
+        "preference",
+        "PROMOTIONAL on PUSH is turned off by the user",
+    )
+    # Another category on the channel, and the category on another channel, still go.
+    assert policy.before_sending(_on(Channel.PUSH, prefs=PROMO_OFF, category="PRODUCT")) is None
+    assert (
+        policy.before_sending(_on(Channel.EMAIL, prefs=PROMO_OFF, category="PROMOTIONAL")) is None
+    )
+
+
+def test_a_channel_turned_on_explicitly_still_obeys_its_category_switches() -> None:
+    prefs = {"push": {"enabled": True, "categories": {"PRODUCT": False}}}
+    verdict = policy.before_sending(_on(Channel.PUSH, prefs=prefs, category="PRODUCT"))
+    assert verdict is not None
+    assert verdict.status is Status.OPTED_OUT
+    assert policy.before_sending(_on(Channel.PUSH, prefs=prefs, category="TRANSACTIONAL")) is None
+
+
+def test_switches_left_alone_or_turned_back_on_let_the_send_go() -> None:
+    assert policy.before_sending(_on(Channel.PUSH, prefs={})) is None
+    back_on = {"push": {"enabled": True, "categories": {"PROMOTIONAL": True}}}
+    assert policy.before_sending(_on(Channel.PUSH, prefs=back_on, category="PROMOTIONAL")) is None
+
+
+def test_system_goes_through_a_turned_off_channel() -> None:
+    assert policy.before_sending(_on(Channel.PUSH, prefs=PUSH_OFF, category="SYSTEM")) is None
+
+
+def test_a_critical_record_goes_through_a_turned_off_channel_and_category() -> None:
+    prefs = {"push": {"enabled": False, "categories": {"PROMOTIONAL": False}}}
+    situation = _on(Channel.PUSH, prefs=prefs, category="PROMOTIONAL", critical=True)
+    assert policy.before_sending(situation) is None
+
+
+def test_the_users_choice_is_told_before_a_missing_address() -> None:
+    verdict = policy.before_sending(_on(Channel.PUSH, prefs=PUSH_OFF, addresses=0))
+    assert verdict is not None
+    assert verdict.status is Status.OPTED_OUT
+
+
+# --- quiet hours --------------------------------------------------------------------------------
+
+# NOW is 10:00 UTC; this window (UTC) holds it and ends at 11:30.
+QUIET = {"start": "09:00", "end": "11:30"}
+QUIET_END = datetime(2026, 3, 18, 11, 30, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("channel", [Channel.PUSH, Channel.EMAIL, Channel.SMS])
+def test_inside_quiet_hours_a_waking_channel_is_deferred_to_the_windows_end(
+    channel: Channel,
+) -> None:
+    verdict = policy.before_sending(_on(channel, quiet=QUIET, attempt_count=2))
+    assert verdict is not None
+    assert (verdict.kind, verdict.status, verdict.reason) == (
+        VerdictKind.DEFER,
+        Status.DELAYED,
+        "quiet_hours",
+    )
+    assert verdict.deliver_at == QUIET_END
+    assert verdict.delay_s == 90 * 60
+    assert verdict.detail == "in the subscriber's quiet hours until 2026-03-18T11:30:00.000Z"
+    assert verdict.attempts == []  # nothing was attempted: the attempt count stays
+    assert verdict.change.attempt_count == 2
+    assert not verdict.dead_letter
+
+
+@pytest.mark.parametrize("channel", [Channel.IN_APP, Channel.CHAT])
+def test_in_app_and_chat_are_never_deferred(channel: Channel) -> None:
+    assert policy.before_sending(_on(channel, quiet=QUIET)) is None
+
+
+def test_system_and_critical_records_are_never_deferred() -> None:
+    assert policy.before_sending(_on(Channel.PUSH, quiet=QUIET, category="SYSTEM")) is None
+    assert policy.before_sending(_on(Channel.PUSH, quiet=QUIET, critical=True)) is None
+
+
+def test_outside_quiet_hours_or_at_their_end_the_send_goes() -> None:
+    night = {"start": "22:00", "end": "07:00"}
+    assert policy.before_sending(_on(Channel.PUSH, quiet=night)) is None
+    assert policy.before_sending(_on(Channel.PUSH, quiet=QUIET, now=QUIET_END)) is None
+
+
+def test_what_would_not_be_sent_anyway_is_decided_now_not_deferred() -> None:
+    opted_out = policy.before_sending(_on(Channel.PUSH, quiet=QUIET, prefs=PUSH_OFF))
+    assert opted_out is not None
+    assert opted_out.status is Status.OPTED_OUT
+    no_address = policy.before_sending(_on(Channel.PUSH, quiet=QUIET, addresses=0))
+    assert no_address is not None
+    assert no_address.status is Status.NO_CHANNEL
+
+
+def test_a_deferral_past_the_expiry_fails_expired_now() -> None:
+    rec = record(channel=Channel.PUSH, expires_at=NOW + timedelta(minutes=30))
+    situation = Situation(
+        record=rec,
+        channel=Channel.PUSH,
+        subscriber={"subscriber_id": "u1", "quiet_hours": QUIET},
+        addresses=1,
+        now=NOW,
+        worker="w1",
+    )
+    deferred = policy.before_sending(situation)
+    assert deferred is not None
+    assert deferred.kind is VerdictKind.DEFER
+    verdict = policy.expire_if_late(rec, deferred, now=NOW)
+    assert (verdict.kind, verdict.status, verdict.reason) == (
+        VerdictKind.FINAL,
+        Status.FAILED,
+        "expired",
+    )
+    assert not verdict.dead_letter
+    in_time = record(channel=Channel.PUSH, expires_at=QUIET_END + timedelta(seconds=1))
+    assert policy.expire_if_late(in_time, deferred, now=NOW) is deferred
