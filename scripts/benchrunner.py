@@ -30,16 +30,18 @@ import psutil
 import structlog
 import typer
 import uvloop
+from benchkit import dbops
 from benchkit import providers as provider_phase
 from benchkit.activity import measure_activity, render_activity
 from benchkit.ceiling import Ceiling, measure_ceiling
 from benchkit.cpu import CpuMeter, cpu_between
+from benchkit.dbceiling import measure_database_ceiling
 from benchkit.dbstage import measure_database_alone
 from benchkit.delay import measure_delay, render_delay
 from benchkit.inbox import measure_inbox, render_inbox
 from benchkit.load import LoadGenerator, LoadResult
 from benchkit.records import STAGES, RecordReader, end_to_end, percentiles, wait_until
-from benchkit.report import bottleneck, render, targets
+from benchkit.report import bottleneck, render, targets, tighter_ceiling_ratios
 from benchkit.stack import Stack, StackConfig
 from benchkit.topic import (
     measure_fanout_memory,
@@ -73,6 +75,7 @@ class Sizes:
     inbox_sends: int = 0  # … and IN_APP sends across them
     delay_sends: int = 0  # the delay phase: 0 skips it (--quick runs it only with --delay)
     activity_records: int = 0  # the activity phase's history; 0 skips the phase
+    db_ceiling_documents: int = 2000  # the database ceiling's documents (0 skips it)
     topic_subscribers: int = 0  # the topic phase: one send to this many (0 skips it)
 
 
@@ -91,6 +94,7 @@ DEFAULT = Sizes(
     inbox_sends=1000,
     delay_sends=500,
     activity_records=100_000,
+    db_ceiling_documents=20_000,
     topic_subscribers=20_000,
 )
 QUICK_DELAY_SENDS = 50
@@ -110,6 +114,7 @@ class Phase:
     cpu_burst: dict[str, dict[str, float]]
     cpu_phase: dict[str, dict[str, float]]
     e2e: dict[str, Any]
+    db_ops: dict[str, Any]
 
 
 class Bench:
@@ -190,6 +195,7 @@ class Bench:
         """A burst, then wait until every record it made is final, then read the records."""
         self.say(f"{name}: {count} x POST {path} from {concurrency} clients")
         accepted_before = await self.provider_accepted(gen)
+        ops_before = await dbops.snapshot(reader.client, reader.own)
         before = meter.snapshot()
         started = time.perf_counter()
         load = await gen.burst(path=path, body_for=body_for, count=count, concurrency=concurrency)
@@ -218,6 +224,7 @@ class Bench:
             self.say(f"{name}: not every record was final within the drain timeout")
         after = meter.snapshot()
         phase_s = time.perf_counter() - started
+        ops_after = await dbops.snapshot(reader.client, reader.own)
         e2e = end_to_end(await reader.fetch(txns))
         self.say(
             f"{name}: {load.accepted}/{count} accepted in {burst_s:.1f} s, "
@@ -232,6 +239,7 @@ class Bench:
             cpu_burst=cpu_between(before, burst_end, elapsed_s=burst_s, processes=self.processes),
             cpu_phase=cpu_between(before, after, elapsed_s=phase_s, processes=self.processes),
             e2e=e2e,
+            db_ops=dbops.per_notification(ops_before, ops_after, delivered=e2e["delivered"]),
         )
 
     async def run(self, ceiling: Ceiling) -> dict[str, Any]:
@@ -239,6 +247,15 @@ class Bench:
         s, stack = self.sizes, self.stack
         reader = RecordReader(url=stack.mongodb_url, database=stack.database_name, tenant_id=TENANT)
         max_conn = max(s.concurrency, s.bulk_concurrency, 16)
+        db_ceiling = None
+        if s.db_ceiling_documents:
+            self.say(f"database ceiling: {s.db_ceiling_documents} documents in batches of 100")
+            db_ceiling = await measure_database_ceiling(
+                url=stack.mongodb_url,
+                database=f"{stack.database_name}_dbceiling",
+                documents=s.db_ceiling_documents,
+            )
+            self.say(f"database ceiling: {db_ceiling['per_s']:,.0f} documents/s")
         try:
             async with LoadGenerator(
                 base_url=stack.base_url, api_key=stack.api_key, max_connections=max_conn
@@ -345,6 +362,9 @@ class Bench:
             "inbox": inbox,
             "topic": topic,
         }
+        if db_ceiling is not None:
+            figures["database_ceiling"] = db_ceiling
+            tighter_ceiling_ratios(figures)
         if delay is not None:
             figures["delay"] = delay
         if activity is not None:
@@ -472,6 +492,7 @@ class Bench:
                 if role not in ("machine", "other")
             },
             "bottleneck": bottleneck(p.cpu_phase),
+            "database": p.db_ops,
         }
 
     def _without_db(self, p: Phase, ceiling_both: float) -> dict[str, Any]:
@@ -697,6 +718,10 @@ def main(
         int | None,
         typer.Option(help="history records for the activity phase (0 skips it; --quick: 0)"),
     ] = None,
+    db_ceiling_documents: Annotated[
+        int | None,
+        typer.Option(help="documents through the database ceiling (0 skips it)"),
+    ] = None,
     topic: Annotated[
         bool,
         typer.Option(
@@ -738,6 +763,7 @@ def main(
         "inbox_sends": inbox_sends,
         "delay_sends": delay_sends,
         "activity_records": activity_records,
+        "db_ceiling_documents": db_ceiling_documents,
         "topic_subscribers": topic_subscribers,
     }
     if quick and delay and delay_sends is None:

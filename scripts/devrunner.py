@@ -32,6 +32,7 @@ from urllib.parse import urlsplit, urlunsplit
 from pymongo import MongoClient
 from pymongo.errors import PyMongoError
 
+from shared.db.embedded import embedded_server_args
 from shared.domain import Channel
 from shared.settings import Settings
 
@@ -285,6 +286,7 @@ def start_mongo(
     storage.mkdir(parents=True, exist_ok=True)
     port = free_port()
     argv = [exe, "--host", "127.0.0.1", "--port", str(port), "--storage-path", str(storage)]
+    argv += embedded_server_args()
     child = sup.start("mongo", argv, env)
     url = f"mongodb://127.0.0.1:{port}"
     deadline = time.monotonic() + MONGO_READY_S

@@ -22,6 +22,7 @@ from pymongo import AsyncMongoClient
 
 from api.app import create_app
 from shared.db.client import Database, connect_database
+from shared.db.embedded import embedded_server_args
 from shared.domain import Channel
 from shared.messaging.broker import connect_first
 from shared.messaging.topology import Topology
@@ -88,7 +89,11 @@ class EmbeddedMongo:
         """Spawn and wait until it accepts connections."""
         exe = shutil.which("secantusd-py") or str(Path(sys.executable).with_name("secantusd-py"))
         self._proc = subprocess.Popen(
-            [exe, "--port", str(self.port), "--storage-path", self.storage_path],
+            [
+                exe,
+                *("--port", str(self.port), "--storage-path", self.storage_path),
+                *embedded_server_args(),
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )

@@ -1,15 +1,18 @@
 """The maintenance worker: finds records whose message is missing and publishes them again.
 
 Four cases, each older than a grace period (DESIGN.md §2, §7 rule 1):
-- QUEUED with no `enqueued_at`: the API stored the record but its publish was never confirmed
-  (it crashed, or the broker failed it and the record could not be discarded);
+- QUEUED, untouched for `NOTIFY_OUTBOX_GRACE_S`, on a channel whose queues hold no message:
+  the API stored the record but its publish was never confirmed (it crashed, or the broker
+  failed it and the record could not be discarded), or its message was lost; with the queue
+  empty nothing ahead of it is left to deliver it. (A send writes no `enqueued_at` stamp: this
+  rule makes it unnecessary, and a backlog never makes the sweep publish what is waiting.)
 - PROCESSING with an expired lease: its worker died mid-delivery;
 - RETRYING past `next_attempt_at`: the delayed retry message was lost;
 - DELAYED / SCHEDULED past `deliver_at`: the parked message was lost.
 Each record is taken by a conditional update that stops it matching (so several copies of
-this worker never take the same one), turned back into QUEUED, published with a confirm and
-stamped `enqueued_at`. A second message for a record is harmless: the worker's claim is the
-guard. Whatever fails here is found again on the next pass.
+this worker never take the same one) that also locks it for a while (`sweep_until`), turned
+back into QUEUED and published with a confirm. A second message for a record is harmless: the
+worker's claim is the guard. Whatever fails here is found again once the lock lapses.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import structlog
 
 from shared.db.base import utcnow
 from shared.db.client import Database
+from shared.domain import Channel
 from shared.errors import BrokerUnavailable
 from shared.messaging.broker import Broker
 from shared.pipeline import publish_delivery
@@ -80,7 +84,8 @@ class Maintenance:
             due_before=overdue_before, lock_until=lock_until, limit=limit
         )
         unpublished = await repo.lock_unpublished(
-            queued_before=now - timedelta(seconds=s.outbox_grace_s),
+            untouched_since=now - timedelta(seconds=s.outbox_grace_s),
+            channels=await self._idle_channels(),
             lock_until=lock_until,
             limit=limit,
         )
@@ -94,6 +99,14 @@ class Maintenance:
             log.info("maintenance_republished", **report.counts())
         return report
 
+    async def _idle_channels(self) -> list[str]:
+        """Channels whose work queues hold no ready message (a queue the broker cannot answer
+        for counts as busy: its records wait for the next pass)."""
+        topology = self._broker.topology
+        queues = {c: topology.work_queues(c) for c in Channel}
+        ready = await self._broker.ready_messages([q for names in queues.values() for q in names])
+        return [c.value for c, names in queues.items() if all(ready[q] == 0 for q in names)]
+
     async def _republish(self, records: list[NotificationRecord], why: str) -> list[str]:
         done: list[str] = []
         for record in records:
@@ -101,12 +114,9 @@ class Maintenance:
                 # Now, whatever `deliver_at` said: the record is overdue.
                 await publish_delivery(self._broker, record, delay_s=0)
             except BrokerUnavailable as exc:
-                # Left QUEUED without `enqueued_at`: the next pass after the lock takes it.
+                # Left QUEUED and locked: the first pass after the lock takes it again.
                 log.warning("republish_failed", notification_id=record.id, error=str(exc))
                 continue
-            await self._db.notifications.mark_enqueued(
-                tenant_id=record.tenant_id, notification_ids=[record.id]
-            )
             log.info(
                 "notification_republished",
                 notification_id=record.id,

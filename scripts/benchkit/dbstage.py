@@ -116,10 +116,6 @@ async def measure_database_alone(
         async def send_one(_: int) -> None:
             record = _record(SUBSCRIBER, new_id("txn"))
             await single("insert", db.notifications.insert(record))
-            await single(
-                "mark_enqueued",
-                db.notifications.mark_enqueued(tenant_id=TENANT, notification_ids=[record.id]),
-            )
             await _worker_side(db, single, record.id)
 
         elapsed, done = await _run(notifications, concurrency, send_one)
@@ -138,12 +134,7 @@ async def measure_database_alone(
             txn = new_id("txn")
             records = [_record(SUBSCRIBER, txn) for _ in range(bulk_size)]
             await bulk("insert_many", db.notifications.insert_many(records))
-            ids = [r.id for r in records]
-            await bulk(
-                "mark_enqueued",
-                db.notifications.mark_enqueued(tenant_id=TENANT, notification_ids=ids),
-            )
-            for notification_id in ids:
+            for notification_id in [r.id for r in records]:
                 pending.put_nowait(notification_id)
 
         async def deliver(_: int) -> None:

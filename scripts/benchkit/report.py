@@ -51,6 +51,33 @@ def targets(report: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+# Report sections whose rate is recipients delivered end to end (bulk, and topic fan-out if
+# the run has it): they are also compared with the tighter of the broker and database ceilings.
+_FAN_OUT_SECTIONS = ("bulk", "topic", "topics")
+
+
+def tighter_ceiling_ratios(figures: dict[str, Any]) -> None:
+    """Add `tighter_ceiling` and each fan-out section's `ratio_of_tighter_ceiling`, in place."""
+    broker = figures["ceiling"]["publish_consume_per_s"]
+    database = figures["database_ceiling"]["per_s"]
+    which, rate = ("broker", broker) if broker <= database else ("database", database)
+    figures["tighter_ceiling"] = {
+        "per_s": rate,
+        "which": which,
+        "broker_publish_consume_per_s": broker,
+        "database_per_s": database,
+    }
+    for key in _FAN_OUT_SECTIONS:
+        section = figures.get(key)
+        if not isinstance(section, dict):
+            continue
+        # bulk names its rate `recipients_delivered_per_s`, the topic phase `per_s`
+        delivered = section.get("recipients_delivered_per_s", section.get("per_s"))
+        if delivered is not None:
+            section["ratio_of_tighter_ceiling"] = round(delivered / max(rate, 1e-9), 4)
+            section["tighter_ceiling_basis"] = f"tighter_ceiling ({which})"
+
+
 def _rate(value: float, ratio: float | None) -> str:
     return f"{value:,.0f}/s" + (f"  ({ratio:.1%})" if ratio is not None else "")
 
@@ -78,6 +105,16 @@ def render(report: dict[str, Any], console: Console) -> None:
     )
     table.add_row("ceiling: consume (manual ack)", _rate(ceiling["consume_per_s"], None), "", "")
     table.add_row("ceiling: publish+consume", _rate(ceiling["publish_consume_per_s"], None), "", "")
+    dbc = report.get("database_ceiling")
+    if dbc:
+        table.add_row(
+            "ceiling: database (insert_many+claim+outcome)",
+            _rate(dbc["per_s"], None),
+            "",
+            f"{dbc['documents']} docs of {dbc['document_bytes']} B, batches of {dbc['batch']}, "
+            f"{dbc['commands_per_batch']:.1f} commands/batch; tighter: "
+            f"{report['tighter_ceiling']['which']}",
+        )
     for name, s in report["single_sends"].items():
         table.add_row(
             f"API accepted: {s['path']}",
@@ -99,7 +136,12 @@ def render(report: dict[str, Any], console: Console) -> None:
         _rate(b["recipients_delivered_per_s"], b["ratio_of_ceiling"]),
         _lat(b["end_to_end"]["latency_ms"]) if "latency_ms" in b["end_to_end"] else "",
         f"{b['end_to_end']['delivered']}/{b['recipients']} delivered; call p50 "
-        f"{b['call_latency_ms']['p50']:.0f} ms",
+        f"{b['call_latency_ms']['p50']:.0f} ms"
+        + (
+            f"; {b['ratio_of_tighter_ceiling']:.1%} of the tighter ceiling"
+            if "ratio_of_tighter_ceiling" in b
+            else ""
+        ),
     )
     db = report.get("database_alone")
     if db:
@@ -147,6 +189,7 @@ def render(report: dict[str, Any], console: Console) -> None:
         ]
         stages.add_row(phase, *cells, *cores, data["bottleneck"])
     console.print(stages)
+    _render_database_ops(report, console)
     t = report["targets"]
     console.print(
         "targets: bulk ≥ 50% of ceiling: "
@@ -159,3 +202,31 @@ def render(report: dict[str, Any], console: Console) -> None:
             for k, v in t["single_sends_accepted_ge_2000_per_s"].items()
         )
     )
+
+
+def _render_database_ops(report: dict[str, Any], console: Console) -> None:
+    """Database commands per delivered notification, per phase, from the server's counters."""
+    table = Table(
+        title="database commands per delivered notification (serverStatus opcounters; "
+        "documents: only where the server counts them)"
+    )
+    table.add_column("phase")
+    for col in ("insert", "query", "update", "delete", "getmore", "command", "total", "docs"):
+        table.add_column(col, justify="right")
+    rows = [(phase, data.get("database")) for phase, data in report["stages"].items()]
+    topic = report.get("topic")
+    if isinstance(topic, dict):
+        rows.append(("topic", topic.get("database")))
+    for phase, db in rows:
+        if not db:
+            continue
+        per = db["by_counter_per_notification"]
+        docs = db.get("documents_per_notification")
+        table.add_row(
+            phase,
+            *(f"{per[k]:.2f}" for k in ("insert", "query", "update", "delete", "getmore")),
+            f"{per['command']:.2f}",
+            f"{db['commands_per_notification']:.2f}",
+            "n/a" if docs is None else " ".join(f"{k[:3]} {v:.1f}" for k, v in docs.items()),
+        )
+    console.print(table)

@@ -26,6 +26,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from benchkit import dbops
 from benchkit.load import LoadGenerator
 from benchkit.records import RecordReader, end_to_end, wait_until
 from shared.db.base import utcnow
@@ -96,6 +97,7 @@ async def measure_topic(
         load_s = await load_topic(db, tenant_id=tenant_id, topic_id=topic["_id"], users=subscribers)
         say(f"topic: loaded in {load_s:.1f} s; one POST {PATH}")
         accepted_before = await provider_accepted()
+        ops_before = await dbops.snapshot(reader.client, reader.own)
         started = time.perf_counter()
         status, answer = await gen.call(
             PATH,
@@ -121,6 +123,7 @@ async def measure_topic(
 
         finished = await wait_until(done, timeout_s=timeout_s, every_s=0.2)
         phase_s = time.perf_counter() - started
+        ops_after = await dbops.snapshot(reader.client, reader.own)
         fanout = await db.fanouts.get(tenant_id=tenant_id, fanout_id=txn) or {}
     finally:
         await db.close()
@@ -154,6 +157,7 @@ async def measure_topic(
         "fanout_s": round(fanout_s, 3) if fanout_s is not None else None,
         "fanout_batches": fanout.get("batches"),
         "latency_ms": e2e.get("latency_ms"),
+        "database": dbops.per_notification(ops_before, ops_after, delivered=e2e["delivered"]),
     }
 
 

@@ -104,6 +104,30 @@ class Broker:
             await self._connection.close()
             self._connection = None
 
+    async def ready_messages(self, queues: list[str]) -> dict[str, int | None]:
+        """Messages ready in each queue, asked of the broker by a passive declare on a channel
+        of its own (closed after); None for a queue it could not answer for."""
+        out: dict[str, int | None] = dict.fromkeys(queues)
+        channel: AbstractChannel | None = None
+        try:
+            for name in queues:
+                if channel is None or channel.is_closed:
+                    channel = await self.connection.channel()
+                # The underlying channel: a robust one would repeat the declare on reconnect.
+                underlay = await channel.get_underlay_channel()
+                try:
+                    declared = await underlay.queue_declare(name, passive=True)
+                except BROKER_ERRORS:
+                    channel = None  # a missing queue closes the channel
+                    continue
+                out[name] = int(declared.message_count or 0)
+        except BROKER_ERRORS as exc:
+            log.warning("queue_depth_unavailable", error=repr(exc))
+        finally:
+            if channel is not None and not channel.is_closed:
+                await channel.close()
+        return out
+
     async def is_healthy(self) -> bool:
         """True while the connection and the publish channel are open."""
         conn, chan = self._connection, self._channel

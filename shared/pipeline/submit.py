@@ -1,9 +1,12 @@
-"""Store, publish with a confirm, stamp (DESIGN.md §7 rule 1), with the API's 503 semantics.
+"""Store, then publish with a confirm (DESIGN.md §7 rule 1), with the API's 503 semantics.
 
 1. The record is written first, so an acknowledged request is never lost.
-2. Its message is published persistently and confirmed by the broker.
-3. `enqueued_at` is stamped; a record left without it is published again by the maintenance
-   sweep (the worker's claim makes a second message harmless).
+2. Its message is published persistently and confirmed by the broker; then the caller answers.
+   Nothing more is written: a QUEUED record that no worker has touched for the outbox grace
+   while its channel's queue is empty is published again by the maintenance sweep (its
+   message was never published, or was lost), and the worker's claim makes a second message
+   harmless. (Until issue 16 an `enqueued_at` stamp marked the confirm: one more document
+   write per notification, a quarter of the database's work on the single path.)
 If the broker does not confirm, the unconfirmed records are deleted (unless a worker already
 took them) and `BrokerUnavailable` is raised: the caller answers 503, meaning "not sent", so a
 retry with the same idempotency key sends afresh and nothing goes out behind its back.
@@ -16,7 +19,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import structlog
-from pymongo.errors import PyMongoError
 
 from shared import metrics
 from shared.db.base import Doc
@@ -43,8 +45,9 @@ class PipelineHooks:
 
 
 def _needs_publish(record: NotificationRecord, created: bool) -> bool:
-    # A record stored by an earlier call whose publish was never confirmed is published
-    # again now: the status guard in the worker makes a second message harmless. A record
+    # A record stored by an earlier call and not yet taken by a worker is published again
+    # now (its first publish may never have been confirmed): the status guard in the worker
+    # makes a second message harmless. A record
     # created already final (decided before any delivery, e.g. a workflow step its channel
     # default turned off) is only stored: there is nothing to deliver.
     return record.status in INITIAL and (created or not record.is_published)
@@ -93,15 +96,6 @@ class SendPipeline:
             *(publish_delivery(self._broker, r) for r in records), return_exceptions=True
         )
         confirmed = [r.id for r, res in zip(records, results, strict=True) if res is None]
-        if confirmed:
-            try:
-                await self._db.notifications.mark_enqueued(
-                    tenant_id=records[0].tenant_id, notification_ids=confirmed
-                )
-            except PyMongoError as exc:
-                # Published and confirmed: the answer stays 200. Unstamped, the records are
-                # published again by the sweep, which the worker's claim makes harmless.
-                log.warning("enqueued_not_stamped", count=len(confirmed), error=repr(exc))
         failures = [res for res in results if isinstance(res, BaseException)]
         if not failures:
             return

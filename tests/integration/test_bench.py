@@ -33,6 +33,7 @@ TINY = [
     "--inbox-sockets", "5",
     "--inbox-sends", "5",
     "--activity-records", "300",
+    "--db-ceiling-documents", "200",
     "--topic-subscribers", "20",
 ]  # fmt: skip
 
@@ -84,9 +85,21 @@ async def test_bench_quick_json_has_the_documented_fields(
     for phase in ("api_v1_notifications", "manage_send", "bulk"):
         stage = report["stages"][phase]
         _keys(stage, "latency_ms", "cpu", "bottleneck", "cpu_ms_per_notification")
-        _keys(stage["latency_ms"], "api", "broker", "worker_db", "provider")
+        _keys(stage["latency_ms"], "broker", "worker_db", "provider")  # "api": only if stamped
         _keys(stage["cpu"], "api", "worker", "database", "broker", "provider", "load_generator")
     _keys(report["database_alone"]["send"], "per_s", "ops", "ratio_of_ceiling")
+    ceiling = report["database_ceiling"]
+    _keys(ceiling, "documents", "batch", "per_s", "opcounters", "commands_per_batch")
+    assert ceiling["documents"] == 200
+    _keys(report["tighter_ceiling"], "per_s", "which", "database_per_s")
+    assert report["tighter_ceiling"]["which"] in ("broker", "database")
+    _keys(bulk, "ratio_of_tighter_ceiling", "tighter_ceiling_basis")
+    for phase in ("api_v1_notifications", "manage_send", "bulk"):
+        db = report["stages"][phase]["database"]
+        _keys(db, "commands", "commands_per_notification", "by_counter_per_notification")
+        _keys(db["commands"], "insert", "query", "update", "delete", "getmore", "command")
+        _keys(db, "documents_per_notification")  # None where the server does not count them
+        assert db["commands_total"] > 0, db  # the system stored and delivered something
     inbox = report["inbox"]
     _keys(inbox, "write_to_socket_ms", "send_to_socket_ms", "api_memory_per_socket_kib")
     assert (inbox["sockets_open"], inbox["events_received"]) == (5, 5), inbox
@@ -115,6 +128,8 @@ async def test_bench_quick_json_has_the_documented_fields(
     )
     assert (topic["subscribers"], topic["delivered"]) == (20, 20), topic["statuses"]
     assert topic["first_delivery_s"] <= topic["last_delivery_s"]
+    _keys(topic, "ratio_of_tighter_ceiling", "database")
+    _keys(topic["database"], "commands", "commands_per_notification")
 
     # Everything the run declared on the shared broker is gone.
     connection = await aio_pika.connect(rabbitmq_url)

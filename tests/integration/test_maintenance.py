@@ -6,14 +6,16 @@ import asyncio
 from datetime import timedelta
 from typing import Any
 
+import aio_pika
+
 from shared.db.base import Doc, utcnow
-from shared.domain import Status
+from shared.domain import Channel, Status
 from shared.messaging.broker import Broker
 from shared.messaging.topology import Topology
 from shared.settings import Settings
 from tests.integration.helpers import ok_rpc
 from tests.records import record_doc, stored_doc
-from tests.support import System, Tenant, wait_for
+from tests.support import System, Tenant, delete_broker_objects, wait_for
 from workers.maintenance import Maintenance
 
 
@@ -35,7 +37,9 @@ async def test_two_sweepers_republish_each_lost_record_exactly_once(
     now = utcnow()
     ago = now - timedelta(seconds=60)
     lost = {
-        "unpublished": _record(tenant, "unpublished", queued_at=ago, created_at=ago),
+        "unpublished": _record(
+            tenant, "unpublished", queued_at=ago, created_at=ago, updated_at=ago
+        ),
         "lease": _record(
             tenant,
             "lease",
@@ -115,3 +119,44 @@ async def test_two_sweepers_republish_each_lost_record_exactly_once(
         stored = await stored_doc(db, tenant_id=tenant.tenant_id, notification_id=doc["_id"])
         assert stored is not None
         assert stored["status"] == doc["status"], key
+
+
+async def test_the_sweep_leaves_a_queued_record_alone_while_its_queue_holds_messages(
+    settings: Settings, system: System, tenant: Tenant
+) -> None:
+    """No `enqueued_at` stamp tells a lost message from one waiting behind a backlog: the
+    sweep publishes an untouched QUEUED record only once its channel's queue is empty."""
+    assert system.db is not None
+    db = system.db
+    ago = utcnow() - timedelta(seconds=60)
+    doc = _record(tenant, "waiting", queued_at=ago, created_at=ago, updated_at=ago)
+    await db.notifications.col.insert_one(doc)
+    # A topology of its own that no worker consumes, so its in-app queue keeps a backlog.
+    topology = Topology(f"{settings.prefix}bk")
+    broker = Broker(
+        url=settings.rabbitmq_url, topology=topology, publish_timeout_s=settings.publish_timeout_s
+    )
+    await broker.connect()
+    try:
+        queue_name = topology.queue(Channel.IN_APP)
+        channel = await broker.connection.channel(publisher_confirms=True)
+        await channel.default_exchange.publish(
+            aio_pika.Message(b"{}", delivery_mode=aio_pika.DeliveryMode.PERSISTENT), queue_name
+        )
+        maintenance = Maintenance(db=db, broker=broker, settings=settings)
+        first = await maintenance.sweep()
+        assert doc["_id"] not in first.unpublished  # it may be waiting behind that message
+
+        queue = await channel.declare_queue(queue_name, passive=True)
+        await queue.purge()
+        second = await maintenance.sweep()
+        assert doc["_id"] in second.unpublished  # nothing left ahead of it: its message is lost
+        stored = await stored_doc(db, tenant_id=tenant.tenant_id, notification_id=doc["_id"])
+        assert stored is not None
+        assert stored["sweep_until"] > utcnow()  # locked: taken once
+        third = await maintenance.sweep()
+        assert doc["_id"] not in third.unpublished
+    finally:
+        await db.notifications.col.delete_one({"_id": doc["_id"]})
+        await broker.close()
+        await delete_broker_objects(settings.rabbitmq_url, topology)

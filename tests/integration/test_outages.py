@@ -5,8 +5,11 @@ from __future__ import annotations
 import time
 from urllib.parse import urlparse
 
+import aio_pika
 import httpx
 
+from shared.domain import Channel
+from shared.messaging.topology import Topology
 from shared.settings import Settings
 from tests.integration.helpers import ok_rpc
 from tests.support import EmbeddedMongo, System, TcpProxy, wait_for
@@ -92,7 +95,21 @@ async def test_broker_outage_gives_503_discards_the_record_and_recovers(
         [published] = [
             d async for d in sut.db.notifications.col.find({"tenant_id": tenant.tenant_id})
         ]
-        assert published["enqueued_at"]
+        # Published and confirmed: its message waits in the channel's queue, or a worker of
+        # the prefix (if the session's system runs) took it and claims it.
+        queue_name = Topology(settings.prefix).queue(Channel.IN_APP)
+        db = sut.db
+
+        async def published_somewhere() -> bool:
+            record = await db.notifications.col.find_one({"_id": published["_id"]})
+            if record is not None and record["status"] != "QUEUED":
+                return True
+            async with await aio_pika.connect(settings.rabbitmq_url) as connection:
+                channel = await connection.channel()
+                queue = await channel.declare_queue(queue_name, passive=True)
+                return (queue.declaration_result.message_count or 0) >= 1
+
+        await wait_for(published_somewhere, timeout_s=10, what="the retried send's message")
         assert again.json()["transactionId"] == published["transaction_id"]
         repeat = await tenant.client.post("/api/v1/notifications/manage/send", json=body)
         assert repeat.json()["transactionId"] == published["transaction_id"]

@@ -72,18 +72,25 @@ class NotificationsRepo(CancellableStore, NotificationReceipts, TransactionReads
         )
 
     async def lock_unpublished(
-        self, *, queued_before: datetime, lock_until: datetime, limit: int
+        self, *, untouched_since: datetime, channels: list[str], lock_until: datetime, limit: int
     ) -> list[NotificationRecord]:
-        """QUEUED records whose publish was never confirmed, locked for one sweeper.
+        """QUEUED records of `channels` that nothing has changed since `untouched_since`,
+        locked for one sweeper.
 
-        The lock (`sweep_until`) lapses on its own; `mark_enqueued` clears it.
+        The caller passes the channels whose queue holds no message: such a record's message
+        was never published (the API died before the confirm) or was lost, as nothing ahead of
+        it is left to deliver it. Stored, released or re-queued records all set `updated_at`;
+        a claim moves the record out of QUEUED. The lock (`sweep_until`) lapses on its own,
+        so a record whose new message is lost again is taken again after it.
         """
+        if not channels:
+            return []
         now = utcnow()
         return await self._take(
             {
                 "status": Status.QUEUED.value,
-                "enqueued_at": {"$exists": False},
-                "queued_at": {"$lt": queued_before},
+                "updated_at": {"$lt": untouched_since},
+                "channel": {"$in": channels},
                 "sweep_until": {"$not": {"$gte": now}},  # none, or lapsed (no `$or`)
             },
             {"$set": {"sweep_until": lock_until, "updated_at": now}},
