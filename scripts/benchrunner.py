@@ -79,7 +79,7 @@ class Sizes:
     topic_subscribers: int = 0  # the topic phase: one send to this many (0 skips it)
 
 
-QUICK = Sizes(2000, 100, 150, 32, 3, 100, 3, 60, 20.0)
+QUICK = Sizes(2000, 100, 150, 32, 3, 100, 3, 60, 20.0, db_ceiling_documents=1000)
 DEFAULT = Sizes(
     20000,
     500,

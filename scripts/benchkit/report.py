@@ -31,12 +31,20 @@ def bottleneck(cpu: dict[str, dict[str, float]]) -> str:
 
 def targets(report: dict[str, Any]) -> dict[str, Any]:
     """The issue's targets, as reported (never asserted)."""
-    bulk_ratio = report["bulk"].get("ratio_of_ceiling", 0.0)
+    # Issue 16: bulk (and topic) against the tighter of the broker and database ceilings,
+    # when the run measured the database's; the broker's alone otherwise.
+    bulk = report["bulk"]
+    tighter = report.get("tighter_ceiling")
+    if "ratio_of_tighter_ceiling" in bulk and tighter:
+        bulk_ratio, basis = bulk["ratio_of_tighter_ceiling"], f"{tighter['which']} ceiling"
+    else:
+        bulk_ratio, basis = bulk.get("ratio_of_ceiling", 0.0), "broker ceiling"
     singles = report["single_sends"]
     best = max(singles.values(), key=lambda s: s.get("accepted_per_s", 0.0))
     return {
         "bulk_delivered_ratio_ge_0_5": {
             "value": bulk_ratio,
+            "basis": basis,
             "met": bulk_ratio >= BULK_TARGET_RATIO,
         },
         "single_sends_accepted_ge_2000_per_s": {
@@ -192,7 +200,7 @@ def render(report: dict[str, Any], console: Console) -> None:
     _render_database_ops(report, console)
     t = report["targets"]
     console.print(
-        "targets: bulk ≥ 50% of ceiling: "
+        f"targets: bulk ≥ 50% of the {t['bulk_delivered_ratio_ge_0_5'].get('basis', 'ceiling')}: "
         f"{'met' if t['bulk_delivered_ratio_ge_0_5']['met'] else 'NOT met'} "
         f"({t['bulk_delivered_ratio_ge_0_5']['value']:.1%}); "
         + "; ".join(
