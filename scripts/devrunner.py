@@ -286,7 +286,10 @@ def start_mongo(
     storage.mkdir(parents=True, exist_ok=True)
     port = free_port()
     argv = [exe, "--host", "127.0.0.1", "--port", str(port), "--storage-path", str(storage)]
-    argv += embedded_server_args()
+    argv += embedded_server_args(
+        env.get("NOTIFY_EMBEDDED_DB_CACHE")
+        or str(Settings.model_fields["embedded_db_cache"].default)
+    )
     child = sup.start("mongo", argv, env)
     url = f"mongodb://127.0.0.1:{port}"
     deadline = time.monotonic() + MONGO_READY_S

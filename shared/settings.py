@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     # priority 4-5 then goes to `<channel>.high.queue`. Off: classic queues, one node.
     quorum_queues: bool = False
     mongodb_url: str = Field(default="mongodb://127.0.0.1:27017", validation_alias="MONGODB_URL")
+    # WiredTiger cache of the embedded secantusd-py that scripts/dev, the tests and the bench
+    # start when MONGODB_URL is unset (shared/db/embedded.py).
+    embedded_db_cache: str = Field(default="256M", pattern=r"^[0-9]+[KMG]$")
     # Empty by default, so a default deployment has exactly the spec's names (`email.queue`,
     # `notifications.direct`); tests and side-by-side deployments set one.
     prefix: str = Field(default="", pattern=r"^([a-z][a-z0-9_-]{0,40})?$")

@@ -92,7 +92,10 @@ class EmbeddedMongo:
             [
                 exe,
                 *("--port", str(self.port), "--storage-path", self.storage_path),
-                *embedded_server_args(),
+                *embedded_server_args(
+                    os.environ.get("NOTIFY_EMBEDDED_DB_CACHE")
+                    or str(Settings.model_fields["embedded_db_cache"].default)
+                ),
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

@@ -8,19 +8,17 @@ tests and the bench: one place, so all three run the server the same way.
   retryable writes are off for a non-replica-set URL (`Settings.retry_writes`).
 - `--cache-size`: WiredTiger's cache. The server's default is 1G; development, test and bench
   data (≤ 100k records, ~0.1 GB with indexes) fit in 256M, and several test servers run side
-  by side on a small machine. `NOTIFY_EMBEDDED_DB_CACHE` overrides it.
+  by side on a small machine. `NOTIFY_EMBEDDED_DB_CACHE` (`Settings.embedded_db_cache`)
+  overrides it.
 
 A production deployment runs a `mongod` replica set instead (docs/capacity.md).
 """
 
 from __future__ import annotations
 
-import os
-
 DEFAULT_CACHE = "256M"
 
 
-def embedded_server_args() -> list[str]:
+def embedded_server_args(cache: str = DEFAULT_CACHE) -> list[str]:
     """Flags for `secantusd-py` besides host, port and storage path."""
-    cache = os.environ.get("NOTIFY_EMBEDDED_DB_CACHE") or DEFAULT_CACHE
     return ["--standalone", "--cache-size", cache]
