@@ -8,26 +8,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
+from tests.integration.browser import CHROMIUM, CHROMIUM_FLAGS, ROOT
 from tests.integration.helpers import ok_rpc
 from tests.integration.inbox_support import ensure_subscriber, send_in_app
 from tests.support import System, Tenant, wait_for
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOT = ROOT / ".data" / "test-artifacts" / "inbox-widget.png"
 USER = "browser-user"
 
@@ -38,7 +27,9 @@ async def browser() -> AsyncIterator[Browser]:
     if not os.access(CHROMIUM, os.X_OK):
         pytest.skip("no chromium: ./scripts/test installs Debian's package where it can")
     async with async_playwright() as p:
-        browser = await p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        browser = await p.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS
+        )
         try:
             yield browser
         finally:
